@@ -1,0 +1,78 @@
+"""Users, conversation threads and their messages, with per-reply run metrics."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    """A site user; guests are real users bound to one browser session."""
+
+    is_guest = models.BooleanField(default=False, db_index=True)
+
+
+class Thread(models.Model):
+    """One conversation, owned by one user."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="threads"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    # NULL, not "", for threads without one: the per-owner unique constraint ignores NULLs.
+    external_id = models.CharField(  # noqa: DJ001
+        max_length=200, blank=True, null=True, help_text="A client's id for it (ChatKit thread id)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "external_id"], name="thread_unique_external_id_per_owner"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Thread {str(self.id)[:8]}"
+
+
+class Message(models.Model):
+    """One turn of a thread; an assistant message is also the record of its run."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETED = "completed"
+        STOPPED = "stopped"
+        FAILED = "failed"
+        INTERRUPTED = "interrupted"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.COMPLETED, db_index=True
+    )
+    error = models.TextField(blank=True)
+    model_name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ttft_seconds = models.FloatField(null=True, blank=True, help_text="Time to first token.")
+    token_count = models.PositiveIntegerField(default=0)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    tokens_per_second = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["thread", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"

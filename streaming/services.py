@@ -1,0 +1,72 @@
+"""Writes: threads, messages and the records of replies."""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Message, Thread, User
+
+TITLE_LENGTH = 60
+
+
+def title_from_text(text: str) -> str:
+    words = " ".join(text.split())
+    return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1] + "…"
+
+
+@dataclass(frozen=True)
+class ReplyMetrics:
+    ttft_seconds: float | None
+    token_count: int
+    duration_seconds: float
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.token_count / self.duration_seconds if self.duration_seconds > 0 else None
+
+
+def thread_create(*, owner: User, title: str = "", external_id: str | None = None) -> Thread:
+    return Thread.objects.create(owner=owner, title=title, external_id=external_id)
+
+
+@transaction.atomic
+def reply_start(*, thread: Thread, text: str, model_name: str) -> tuple[Message, Message]:
+    """Save the user's message and an empty assistant message in state `streaming`."""
+    user_message = Message.objects.create(
+        thread=thread, role=Message.Role.USER, content=text, status=Message.Status.COMPLETED
+    )
+    assistant = Message.objects.create(
+        thread=thread,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model_name=model_name,
+    )
+    fields = {"updated_at": timezone.now()}
+    if not thread.title:
+        fields["title"] = title_from_text(text)
+    Thread.objects.filter(pk=thread.pk).update(**fields)
+    return user_message, assistant
+
+
+def reply_checkpoint(*, message_id: object, content: str) -> None:
+    """Save the text so far of a reply that is still streaming."""
+    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        content=content, updated_at=timezone.now()
+    )
+
+
+def reply_finish(
+    *, message_id: object, content: str, status: str, metrics: ReplyMetrics, error: str = ""
+) -> None:
+    """Store a reply's final text, terminal status and metrics."""
+    Message.objects.filter(pk=message_id).update(
+        content=content,
+        status=status,
+        error=error,
+        ttft_seconds=metrics.ttft_seconds,
+        token_count=metrics.token_count,
+        duration_seconds=metrics.duration_seconds,
+        tokens_per_second=metrics.tokens_per_second,
+        updated_at=timezone.now(),
+    )

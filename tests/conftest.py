@@ -1,0 +1,135 @@
+"""Shared fixtures: the stand-in OpenAI server, live daphne servers and logged-in clients."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from pathlib import Path
+
+import httpx
+import pytest
+from django.db import connection
+
+from tests.standin import StandinServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _fast_offline_model(settings) -> None:
+    """Tests do not wait for the offline model's human-friendly pacing."""
+    settings.OFFLINE_MODEL_TPS = 0
+
+
+@pytest.fixture(scope="session")
+def standin_server() -> Iterator[StandinServer]:
+    server = StandinServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def standin(standin_server: StandinServer, settings) -> StandinServer:
+    """The stand-in OpenAI server, reset, with the app configured to use it."""
+    standin_server.reset()
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = standin_server.base_url
+    settings.AGENT_MODEL = "gpt-test"
+    settings.AGENT_API = "responses"
+    return standin_server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """A URL for the database the test run is using, for server processes to share it."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+class DaphneServer:
+    """A daphne process serving the project on a free loopback port."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(f"/tmp/chat-daphne-{self.port}.log")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+             "chatproject.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited early:\n{self.log.read_text()}")
+            with suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"daphne did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def daphne_server(transactional_db) -> Iterator[Callable[..., DaphneServer]]:
+    """Start daphne processes on the test database: `daphne_server(**env_overrides)`."""
+    servers: list[DaphneServer] = []
+
+    def start(**overrides: str) -> DaphneServer:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"}
+        }
+        env.update(
+            DJANGO_SETTINGS_MODULE="chatproject.settings",
+            DATABASE_URL=test_database_url(),
+            OFFLINE_MODEL_TPS="0",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(overrides)
+        server = DaphneServer(env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def guest_session(base_url: str) -> httpx.Client:
+    """An HTTP client that has opened the chat page once, so it holds a guest session."""
+    client = httpx.Client(base_url=base_url, timeout=30, follow_redirects=True)
+    response = client.get("/")
+    assert response.status_code == 200
+    client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
+    client.headers["Origin"] = base_url
+    return client

@@ -1,0 +1,112 @@
+"""Guest access: a visitor gets a real guest user at once, isolated like anyone else."""
+
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, Client
+from django.urls import reverse
+
+from streaming.models import Message, Thread, User
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def stream(client: Client, **body) -> tuple[int, list[dict]]:
+    """POST to the streaming endpoint through the ASGI handler, with `client`'s session."""
+
+    async def post() -> tuple[int, list[dict]]:
+        aclient = AsyncClient()
+        aclient.cookies = client.cookies
+        response = await aclient.post(
+            reverse("stream-message"), data=json.dumps(body), content_type="application/json"
+        )
+        client.cookies = aclient.cookies
+        if response.status_code != 200:
+            return response.status_code, [json.loads(response.content)]
+        raw = b"".join([chunk async for chunk in response.streaming_content]).decode()
+        events = [json.loads(chunk[len("data: "):]) for chunk in raw.split("\n\n") if chunk]
+        return response.status_code, events
+
+    return async_to_sync(post)()
+
+
+def test_first_visit_creates_a_guest_and_keeps_it() -> None:
+    client = Client()
+    assert client.get("/").status_code == 200
+    guest = User.objects.get()
+    assert guest.is_guest and guest.username.startswith("guest-")
+    assert not guest.has_usable_password()
+    assert client.get("/").status_code == 200
+    assert User.objects.count() == 1
+
+
+def test_a_guest_chats_with_the_offline_model_at_once() -> None:
+    client = Client()
+    status, events = stream(client, message="Hello, offline model")
+    assert status == 200
+    assert events[0]["type"] == "start"
+    tokens = [e["token"] for e in events if e["type"] == "token"]
+    assert events[-1]["type"] == "done" and events[-1]["status"] == "completed"
+    reply = Message.objects.get(pk=events[0]["message_id"])
+    assert reply.content == "".join(tokens)
+    assert reply.content.startswith("**Offline model**")
+    assert "> Hello, offline model" in reply.content
+    assert reply.status == "completed" and reply.model_name == "offline"
+    assert reply.token_count == len(tokens) and reply.tokens_per_second > 0
+    assert reply.thread.owner.is_guest
+    assert reply.thread.title == "Hello, offline model"
+
+
+def test_one_guest_cannot_read_or_write_another_guests_thread() -> None:
+    first, second = Client(), Client()
+    _, events = stream(first, message="my secret plans")
+    thread_id = events[0]["thread_id"]
+
+    assert first.get(f"/t/{thread_id}").status_code == 200
+    assert b"my secret plans" in first.get(f"/t/{thread_id}").content
+
+    page = second.get(f"/t/{thread_id}")
+    assert page.status_code == 404
+    assert b"my secret plans" not in page.content
+    status, body = stream(second, message="let me in", thread_id=thread_id)
+    assert status == 404 and body == [{"error": "No such conversation."}]
+    assert Message.objects.filter(thread_id=thread_id).count() == 2
+    assert b"my secret plans" not in second.get("/").content
+
+
+def test_without_guest_access_visitors_must_log_in(settings) -> None:
+    settings.CHAT_ALLOW_GUESTS = False
+    client = Client()
+    page = client.get("/")
+    assert page.status_code == 302 and page["Location"].startswith("/accounts/login/")
+    status, body = stream(client, message="hi")
+    assert status == 401
+    assert User.objects.count() == 0
+
+
+def test_signing_up_turns_the_guest_into_an_account_with_its_threads() -> None:
+    client = Client()
+    _, events = stream(client, message="remember me")
+    guest = User.objects.get()
+    response = client.post(
+        reverse("signup"),
+        {"username": "carol", "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"},
+    )
+    assert response.status_code == 302
+    carol = User.objects.get()
+    assert carol.pk == guest.pk and carol.username == "carol" and not carol.is_guest
+    assert Thread.objects.get().owner == carol
+    assert client.get("/").context["user"] == carol
+
+
+def test_log_in_and_log_out() -> None:
+    User.objects.create_user("dave", password="pw-dave-12345")
+    client = Client()
+    assert client.get(reverse("login")).status_code == 200
+    response = client.post(reverse("login"), {"username": "dave", "password": "pw-dave-12345"})
+    assert response.status_code == 302
+    assert client.get("/").context["user"].username == "dave"
+    assert client.post(reverse("logout")).status_code == 302
+    client.get("/")
+    assert client.get("/").context["user"].is_guest

@@ -1,0 +1,81 @@
+"""Settings: embedded defaults need no services; production settings pass the deploy checks."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120,
+    )
+
+
+def bare_env(**extra: str) -> dict[str, str]:
+    keep = {"PATH", "HOME", "LANG", "VIRTUAL_ENV", "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(extra)
+    return env
+
+
+PROBE = """
+import asyncio
+from django.conf import settings as s
+from streaming.agent_runtime import build_model, model_name
+async def model_class():
+    return type(build_model()).__name__
+print(s.DATABASES["default"]["ENGINE"])
+print(s.CHANNEL_LAYERS["default"]["BACKEND"])
+print(model_name(), asyncio.run(model_class()))
+"""
+
+
+def test_defaults_need_no_services() -> None:
+    result = manage("shell", "--no-imports", "-c", PROBE, env=bare_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3", "channels.layers.InMemoryChannelLayer", "offline", "OfflineModel",
+    ]
+
+
+def test_services_and_model_are_chosen_from_the_environment() -> None:
+    env = bare_env(
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/test",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        OPENAI_API_KEY="sk-x",
+        AGENT_MODEL="llama3",
+        AGENT_API="chat_completions",
+    )
+    result = manage("shell", "--no-imports", "-c", PROBE, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql", "channels_redis.core.RedisChannelLayer", "llama3",
+        "OpenAIChatCompletionsModel",
+    ]
+
+
+def test_production_settings_pass_check_deploy() -> None:
+    env = bare_env(
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY="x" * 20 + "a-production-secret-of-fifty-plus-characters-9f8e7d",
+        DJANGO_ALLOWED_HOSTS="chat.example.com",
+        DJANGO_CSRF_TRUSTED_ORIGINS="https://chat.example.com",
+    )
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key() -> None:
+    result = manage("check", env=bare_env(DJANGO_DEBUG="false"))
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_migrations_are_up_to_date() -> None:
+    result = manage("makemigrations", "--check", "--dry-run", env=bare_env())
+    assert result.returncode == 0, result.stdout
