@@ -28,8 +28,13 @@ ensure_venv() {
   stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras:-base}"
   if [ ! -f "$stamp" ]; then
     echo "==> installing Python dependencies${extras:+ ($extras)}"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"
+    if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+      .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"; } \
+      >.venv/pip.log 2>&1; then
+      cat .venv/pip.log >&2
+      echo "error: installing the Python dependencies failed (log above)." >&2
+      exit 1
+    fi
     rm -f .venv/.installed-*
     touch "$stamp"
   fi

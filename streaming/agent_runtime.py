@@ -11,7 +11,6 @@ import weakref
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-import httpx
 import openai
 from agents import (
     Agent,
@@ -136,7 +135,7 @@ def describe_model_error(exc: BaseException) -> str:
         return f"The model provider returned an error (HTTP {exc.status_code})."
     if isinstance(exc, openai.APITimeoutError):
         return "The model provider did not answer in time."
-    if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
+    if isinstance(exc, openai.APIConnectionError):
         return "The connection to the model provider was lost before the reply was complete."
     if isinstance(exc, ModelError):
         return str(exc)

@@ -1,0 +1,424 @@
+"""Tests for the stand-in OpenAI server, driven through the real openai client and Agents SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import agents
+import openai
+import pytest
+from agents import Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, Runner
+from openai.types.responses import ResponseTextDeltaEvent
+
+from tests.standin import (
+    Reply,
+    StandinServer,
+    control_requests,
+    control_reset,
+    control_script,
+    split_tokens,
+)
+
+MULTIBYTE = "héllo 世界 🎉 done"
+REPO = Path(__file__).resolve().parent.parent
+
+agents.set_tracing_disabled(True)
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[StandinServer]:
+    with StandinServer() as standin:
+        yield standin
+
+
+@pytest.fixture
+def server(module_server: StandinServer) -> Iterator[StandinServer]:
+    module_server.reset()
+    yield module_server
+    module_server.reset()
+
+
+@pytest.fixture
+async def client(server: StandinServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(
+        base_url=server.base_url, api_key="test", max_retries=0
+    ) as async_client:
+        yield async_client
+
+
+async def stream_response_text(client: openai.AsyncOpenAI, **kwargs: object) -> str:
+    stream = await client.responses.create(model="gpt-test", input="hi", stream=True, **kwargs)
+    parts = []
+    async for event in stream:
+        if event.type == "response.output_text.delta":
+            parts.append(event.delta)
+    return "".join(parts)
+
+
+@pytest.mark.parametrize(
+    "text", [MULTIBYTE, "trailing space  ", "  leading", "", "   ", "a\n\nb\t", "one"]
+)
+def test_split_tokens_round_trips(text: str) -> None:
+    tokens = split_tokens(text)
+    assert "".join(tokens) == text
+    assert all(tokens)
+
+
+def test_split_tokens_pieces() -> None:
+    assert split_tokens(MULTIBYTE) == ["héllo", " 世界", " 🎉", " done"]
+    assert Reply(text="x y", tokens=["x", " ", "y"]).pieces() == ["x", " ", "y"]
+
+
+def test_base_url_shape(server: StandinServer) -> None:
+    assert server.base_url.startswith("http://127.0.0.1:")
+    assert server.base_url.endswith("/v1")
+    assert server.port > 0
+
+
+async def test_responses_stream_event_order_and_text(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(Reply(text=MULTIBYTE))
+    stream = await client.responses.create(model="gpt-test", input="hello there", stream=True)
+    events = [event async for event in stream]
+    kinds = [e.type for e in events]
+    assert kinds == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        *["response.output_text.delta"] * 4,
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = [e for e in events if isinstance(e, ResponseTextDeltaEvent)]
+    assert "".join(d.delta for d in deltas) == MULTIBYTE
+    assert {(d.output_index, d.content_index, d.item_id) for d in deltas} == {
+        (0, 0, events[2].item.id)
+    }
+    assert events[8].text == MULTIBYTE
+    completed = events[-1].response
+    assert completed.status == "completed"
+    assert completed.model == "gpt-test"
+    assert completed.output_text == MULTIBYTE
+    assert completed.usage is not None
+    assert completed.usage.output_tokens == 4
+    assert completed.usage.input_tokens > 0
+    assert completed.usage.total_tokens == completed.usage.input_tokens + 4
+    record = server.wait_done()
+    assert record.finished and not record.stream_closed_early
+    assert record.tokens_sent == 4
+
+
+async def test_responses_non_stream(server: StandinServer, client: openai.AsyncOpenAI) -> None:
+    server.script(Reply(text="plain answer"))
+    response = await client.responses.create(model="gpt-x", input="hi")
+    assert response.output_text == "plain answer"
+    assert response.model == "gpt-x"
+    assert response.usage is not None and response.usage.output_tokens == 2
+
+
+async def test_default_reply_and_queue_order(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.default_reply = Reply(text="fallback")
+    server.script(Reply(text="first"), Reply(text="second"))
+    got = [await stream_response_text(client) for _ in range(3)]
+    assert got == ["first", "second", "fallback"]
+    server.reset()
+    assert await stream_response_text(client) == Reply().text
+
+
+async def test_chat_completions_stream(server: StandinServer, client: openai.AsyncOpenAI) -> None:
+    server.script(Reply(text=MULTIBYTE))
+    stream = await client.chat.completions.create(
+        model="gpt-test",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == MULTIBYTE
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
+    assert {c.model for c in chunks} == {"gpt-test"}
+
+
+async def test_chat_completions_non_stream(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(Reply(text="plain chat"))
+    completion = await client.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert completion.choices[0].message.content == "plain chat"
+    assert completion.choices[0].finish_reason == "stop"
+
+
+async def collect_agent_deltas(model: agents.Model) -> str:
+    agent = Agent(name="a", instructions="x", model=model)
+    result = Runner.run_streamed(agent, "hi")
+    parts = []
+    async for event in result.stream_events():
+        if event.type == "raw_response_event" and isinstance(event.data, ResponseTextDeltaEvent):
+            parts.append(event.data.delta)
+    return "".join(parts)
+
+
+async def test_agents_sdk_responses_model(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(Reply(text=MULTIBYTE, tps=200))
+    model = OpenAIResponsesModel(model="gpt-test", openai_client=client)
+    assert await collect_agent_deltas(model) == MULTIBYTE
+    (record,) = server.requests
+    assert record.path == "/v1/responses"
+    assert record.json["instructions"] == "x"
+    assert record.json["model"] == "gpt-test"
+
+
+async def test_agents_sdk_chat_completions_model(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(Reply(text=MULTIBYTE, tps=200))
+    model = OpenAIChatCompletionsModel(model="gpt-test", openai_client=client)
+    assert await collect_agent_deltas(model) == MULTIBYTE
+    (record,) = server.requests
+    assert record.path == "/v1/chat/completions"
+    assert record.json["messages"][0] == {"role": "system", "content": "x"}
+
+
+async def test_agents_sdk_does_not_retry_by_default(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(Reply(error_status=500), Reply(text="should not be used"))
+    model = OpenAIResponsesModel(model="gpt-test", openai_client=client)
+    with pytest.raises(openai.InternalServerError):
+        await collect_agent_deltas(model)
+    assert len(server.requests) == 1
+
+
+async def test_rate_limit_before_stream(server: StandinServer, client: openai.AsyncOpenAI) -> None:
+    server.script(Reply(error_status=429, error_message="slow down"))
+    with pytest.raises(openai.RateLimitError) as info:
+        await client.responses.create(model="gpt-test", input="hi", stream=True)
+    assert info.value.status_code == 429
+    assert info.value.code == "rate_limit_exceeded"
+    assert "slow down" in info.value.message
+    assert "retry-after" not in info.value.response.headers
+
+
+async def test_server_error_before_stream(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(Reply(error_status=500))
+    with pytest.raises(openai.InternalServerError):
+        await client.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    assert len(server.requests) == 1
+
+
+async def test_each_request_consumes_one_reply_even_with_retries(server: StandinServer) -> None:
+    server.script(Reply(error_status=500), Reply(text="second try"))
+    async with openai.AsyncOpenAI(
+        base_url=server.base_url, api_key="test", max_retries=1
+    ) as retrying:
+        assert await stream_response_text(retrying) == "second try"
+    assert len(server.requests) == 2
+
+
+async def test_drop_after_responses(server: StandinServer, client: openai.AsyncOpenAI) -> None:
+    server.script(Reply(text="one two three four five", drop_after=3))
+    stream = await client.responses.create(model="gpt-test", input="hi", stream=True)
+    deltas: list[str] = []
+    with pytest.raises(openai.APIConnectionError):
+        async for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+    assert deltas == ["one", " two", " three"]
+    record = server.wait_done()
+    assert record.tokens_sent == 3
+    assert not record.finished and not record.stream_closed_early
+
+
+async def test_drop_after_chat_completions(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(Reply(text="one two three four five", drop_after=3))
+    stream = await client.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    deltas: list[str] = []
+    with pytest.raises(openai.APIConnectionError):
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                deltas.append(chunk.choices[0].delta.content)
+    assert deltas == ["one", " two", " three"]
+    assert server.wait_done().tokens_sent == 3
+
+
+async def test_client_closing_stream_is_recorded(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(Reply(text="word " * 200, tps=50))
+    stream = await client.responses.create(model="gpt-test", input="hi", stream=True)
+    seen = 0
+    async for event in stream:
+        if event.type == "response.output_text.delta":
+            seen += 1
+            if seen == 3:
+                break
+    await stream.close()
+    record = await asyncio.to_thread(server.wait_closed_early, 0, 2)
+    assert record.stream_closed_early and not record.finished
+    assert 3 <= record.tokens_sent < 100
+    assert record.done or server.wait_done(0, 2).done
+
+
+async def test_pacing_and_first_token_delay(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(Reply(text="a b c d e f", tps=50, first_token_delay=0.1))
+    started = time.monotonic()
+    stream = await client.responses.create(model="gpt-test", input="hi", stream=True)
+    arrivals = []
+    async for event in stream:
+        if event.type == "response.output_text.delta":
+            arrivals.append(time.monotonic() - started)
+    assert len(arrivals) == 6
+    assert arrivals[0] >= 0.1  # first_token_delay
+    assert arrivals[-1] >= 0.1 + 5 / 50  # the server sends token i at start + delay + i / tps
+
+
+async def test_recording_captures_request(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    await client.responses.create(
+        model="gpt-test",
+        input=[{"role": "user", "content": "what is up?"}],
+        stream=True,
+        extra_headers={"X-Custom": "yes"},
+    )
+    await client.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hello chat"}]
+    )
+    first, second = server.wait_requests(2)
+    assert (first.method, first.path, first.stream) == ("POST", "/v1/responses", True)
+    assert first.json["input"] == [{"role": "user", "content": "what is up?"}]
+    assert first.headers["authorization"] == "Bearer test"
+    assert first.headers["x-custom"] == "yes"
+    assert second.json["messages"] == [{"role": "user", "content": "hello chat"}]
+    assert second.stream is False and server.wait_done(1).finished
+
+
+async def test_chatkit_sessions(server: StandinServer, client: openai.AsyncOpenAI) -> None:
+    session = await client.beta.chatkit.sessions.create(user="user-42", workflow={"id": "wf_abc"})
+    assert session.id.startswith("cksess_")
+    assert session.client_secret.startswith("ek_")
+    assert abs(session.expires_at - (time.time() + 600)) < 5
+    assert session.status == "active"
+    assert session.user == "user-42"
+    assert session.workflow.id == "wf_abc"
+    cancelled = await client.beta.chatkit.sessions.cancel(session.id)
+    assert cancelled.id == session.id and cancelled.status == "cancelled"
+    create, cancel = server.requests
+    assert create.path == "/v1/chatkit/sessions"
+    assert create.json["user"] == "user-42"
+    assert create.headers["openai-beta"] == "chatkit_beta=v1"
+    assert cancel.path == f"/v1/chatkit/sessions/{session.id}/cancel"
+    with pytest.raises(openai.NotFoundError):
+        await client.beta.chatkit.sessions.cancel("cksess_missing")
+
+
+async def test_chatkit_scripted_errors(server: StandinServer, client: openai.AsyncOpenAI) -> None:
+    server.script(Reply(error_status=500), Reply(error_status=429))
+    with pytest.raises(openai.InternalServerError):
+        await client.beta.chatkit.sessions.create(user="u", workflow={"id": "wf"})
+    with pytest.raises(openai.RateLimitError):
+        await client.beta.chatkit.sessions.create(user="u", workflow={"id": "wf"})
+    assert [r.json["user"] for r in server.requests] == ["u", "u"]
+
+
+def test_unknown_path_is_openai_shaped_404(server: StandinServer) -> None:
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(server.base_url + "/embeddings", data=b"{}", timeout=5)
+    assert info.value.code == 404
+    body = json.loads(info.value.read())
+    assert set(body["error"]) >= {"message", "type", "code"}
+
+
+def test_sync_client(server: StandinServer) -> None:
+    server.script(Reply(text=MULTIBYTE))
+    with (
+        openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0) as sync_client,
+        sync_client.responses.create(model="gpt-test", input="hi", stream=True) as stream,
+    ):
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+    assert text == MULTIBYTE
+
+
+async def test_http_control_api(server: StandinServer, client: openai.AsyncOpenAI) -> None:
+    await asyncio.to_thread(
+        control_script, server.base_url, Reply(text="from outside"), default=Reply(text="dflt")
+    )
+    assert await stream_response_text(client) == "from outside"
+    assert await stream_response_text(client) == "dflt"
+    recorded = await asyncio.to_thread(control_requests, server.base_url)
+    assert [r["path"] for r in recorded] == ["/v1/responses"] * 2
+    assert recorded[0]["json"]["input"] == "hi" and recorded[0]["finished"] is True
+    await asyncio.to_thread(control_script, server.base_url, {"text": "raw dict", "tps": 0})
+    assert await stream_response_text(client) == "raw dict"
+    await asyncio.to_thread(control_reset, server.base_url)
+    assert server.requests == []
+    assert server.default_reply == Reply()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_cli_subprocess() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.standin", "--port", str(port), "--text", MULTIBYTE],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout=10)
+        base_url = f"http://127.0.0.1:{port}/v1"
+        assert line == [f"standin listening on {base_url}\n"]
+        async with openai.AsyncOpenAI(
+            base_url=base_url, api_key="test", max_retries=0
+        ) as cli_client:
+            assert await stream_response_text(cli_client) == MULTIBYTE
+            await asyncio.to_thread(control_script, base_url, Reply(text="scripted remotely"))
+            assert await stream_response_text(cli_client) == "scripted remotely"
+        assert len(await asyncio.to_thread(control_requests, base_url)) == 2
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
