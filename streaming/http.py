@@ -1,18 +1,38 @@
-"""Small HTTP helpers shared by the views: JSON bodies, errors and SSE framing."""
+"""HTTP helpers shared by the views: JSON bodies and their validation, the JSON CSRF rule,
+and SSE responses that follow a run."""
 
+import asyncio
+import functools
 import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.request import split_domain_port, validate_host
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from . import runs
+from .events import Event
+from .formatters import HEARTBEAT, sse_data, sse_preamble
+from .producer import RunOptions
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 15.0
+BUFFER_SIZE_RANGE = (1, 1000)
+FLUSH_MS_RANGE = (0, 5000)
 
 
 class BadRequest(Exception):
     """The request cannot be served as sent; the message says why."""
 
 
-def json_error(message: str, status: int = 400) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
+def json_error(message: str, status: int = 400, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
@@ -37,6 +57,132 @@ def message_text(body: dict[str, Any]) -> str:
     return text
 
 
-def sse_data(payload: dict[str, Any]) -> bytes:
-    """One SSE event as a single piece: `data: <json>` and a blank line."""
-    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+def _int_field(body: dict[str, Any], name: str, bounds: tuple[int, int]) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadRequest(f"'{name}' must be a whole number from {low} to {high}.")
+    return value
+
+
+def run_options(body: dict[str, Any], **defaults: Any) -> RunOptions:
+    """`buffer_size`, `flush_ms` and `cancel_on_disconnect` from a request body."""
+    cancel = body.get("cancel_on_disconnect", defaults.get("cancel_on_disconnect", False))
+    if not isinstance(cancel, bool):
+        raise BadRequest("'cancel_on_disconnect' must be true or false.")
+    buffer_size = _int_field(body, "buffer_size", BUFFER_SIZE_RANGE)
+    flush_ms = _int_field(body, "flush_ms", FLUSH_MS_RANGE)
+    return RunOptions(
+        buffer_size=defaults.get("buffer_size") if buffer_size is None else buffer_size,
+        flush_ms=defaults.get("flush_ms") if flush_ms is None else flush_ms,
+        cancel_on_disconnect=cancel,
+    )
+
+
+def after_seq(request: HttpRequest) -> int:
+    """Where to resume: the `Last-Event-ID` header, else `?after=`, else 0 (the start)."""
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise BadRequest("'after' (or Last-Event-ID) must be a sequence number of 0 or more.")
+    return value
+
+
+def _same_site(request: HttpRequest) -> bool:
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if not source:
+        return True
+    netloc = urlsplit(source).netloc
+    trusted = {urlsplit(o).netloc for o in settings.CSRF_TRUSTED_ORIGINS}
+    domain, _ = split_domain_port(netloc)
+    return netloc in trusted or bool(domain and validate_host(domain, settings.ALLOWED_HOSTS))
+
+
+_csrf = CsrfViewMiddleware(lambda request: HttpResponse())
+
+
+def json_csrf(view: Callable[..., Awaitable[HttpResponse]]) -> Callable[..., Awaitable[HttpResponse]]:
+    """Accept a JSON request without a CSRF token when it is same-site by its Origin or
+    Referer (a cross-site page cannot send `application/json` without CORS); any other
+    request follows Django's CSRF rules."""
+
+    @csrf_exempt
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        safe = request.method in ("GET", "HEAD", "OPTIONS")
+        json_request = request.content_type == "application/json"
+        if not safe and not (json_request and _same_site(request)):
+            refused = _csrf.process_view(request, view, args, kwargs)
+            if refused is not None:
+                return refused
+        return await view(request, *args, **kwargs)
+
+    return wrapper
+
+
+Formatter = Callable[[Event], bytes | None]
+
+
+async def follow_run(
+    run_id: str, after: int, formatter: Formatter, *, on_error: Callable[[str], bytes]
+) -> AsyncIterator[bytes]:
+    """A run's events as SSE pieces, with a heartbeat comment when it is quiet. If the
+    client leaves before the end and the run asked for it, the run is stopped."""
+    yield sse_preamble()
+    queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for event in runs.run_subscribe(run_id, after):
+                queue.put_nowait(event)
+            queue.put_nowait(None)
+        except Exception as exc:
+            queue.put_nowait(exc)
+
+    task = asyncio.create_task(pump(), name=f"sse-{run_id}")
+    ended = False
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                    item = await queue.get()
+            except TimeoutError:
+                yield HEARTBEAT
+                continue
+            if item is None:
+                ended = True
+                return
+            if isinstance(item, BaseException):
+                ended = True
+                if isinstance(item, runs.RunNotFound):
+                    yield on_error("This reply's event log has expired; reload the conversation.")
+                else:
+                    logger.error("following run %s failed", run_id, exc_info=item)
+                    yield on_error("The stream failed unexpectedly; reconnect to resume.")
+                return
+            piece = formatter(item)
+            if piece is not None:
+                yield piece
+    finally:
+        task.cancel()
+        if not ended and await runs.run_cancels_on_disconnect(run_id):
+            await asyncio.shield(runs.run_stop(run_id=run_id))
+
+
+def sse_response(pieces: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(pieces, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def error_piece(payload: dict[str, Any]) -> Callable[[str], bytes]:
+    """An `on_error` for `follow_run` that sends `payload` plus the message as `error`."""
+    return lambda message: sse_data({**payload, "error": message})
+
+

@@ -1,6 +1,7 @@
 """Writes: threads, messages and the records of replies."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -69,4 +70,35 @@ def reply_finish(
         duration_seconds=metrics.duration_seconds,
         tokens_per_second=metrics.tokens_per_second,
         updated_at=timezone.now(),
+    )
+
+
+def reply_interrupt(*, message_id: object, content: str, metrics: ReplyMetrics, error: str) -> None:
+    """End a reply whose run died, if it is still marked as streaming."""
+    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        content=content,
+        status=Message.Status.INTERRUPTED,
+        error=error,
+        ttft_seconds=metrics.ttft_seconds,
+        token_count=metrics.token_count,
+        duration_seconds=metrics.duration_seconds,
+        tokens_per_second=metrics.tokens_per_second,
+        updated_at=timezone.now(),
+    )
+
+
+def replies_touch(*, message_ids: list[str]) -> None:
+    """Mark live replies as alive (their run's worker is running them)."""
+    Message.objects.filter(pk__in=message_ids, status=Message.Status.STREAMING).update(
+        updated_at=timezone.now()
+    )
+
+
+def replies_sweep_stale(*, older_than: float, keep: list[str], error: str) -> int:
+    """Mark `streaming` replies untouched for `older_than` seconds as interrupted."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    return (
+        Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff)
+        .exclude(pk__in=keep)
+        .update(status=Message.Status.INTERRUPTED, error=error, updated_at=timezone.now())
     )

@@ -1,20 +1,33 @@
-"""Pages and HTTP endpoints of the chat."""
+"""Pages and HTTP endpoints: the chat page, the native threads/runs API, and the seed's
+`/api/stream/message`. Views authorize, start or follow runs, and pick a formatter."""
 
 import logging
-from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import agent_runtime, selectors, services
-from .http import BadRequest, json_body, json_error, message_text, sse_data
-from .models import Thread
-from .replies import reply_stream
+from . import agent_runtime, formatters, runs, selectors, services
+from .http import (
+    BadRequest,
+    after_seq,
+    error_piece,
+    follow_run,
+    json_body,
+    json_csrf,
+    json_error,
+    message_text,
+    run_options,
+    sse_response,
+)
+from .models import User
 
 logger = logging.getLogger(__name__)
+
+NOT_FOUND = "No such conversation."
+NO_RUN = "No such reply."
 
 
 @require_GET
@@ -29,7 +42,7 @@ async def chat_page(request: HttpRequest, thread_id: object = None) -> HttpRespo
     if thread_id is not None:
         thread = await selectors.thread_for_user(user=user, thread_id=thread_id)
         if thread is None:
-            raise Http404("No such conversation.")
+            raise Http404(NOT_FOUND)
     context = {
         "threads": await selectors.thread_list_for_user(user=user),
         "thread": thread,
@@ -40,38 +53,147 @@ async def chat_page(request: HttpRequest, thread_id: object = None) -> HttpRespo
     return await sync_to_async(render)(request, "chat.html", context)
 
 
+async def _user(request: HttpRequest) -> User | None:
+    user = await request.auser()
+    return user if user.is_authenticated else None
+
+
+# Threads.
+
+
+@json_csrf
+@require_http_methods(["GET", "POST"])
+async def threads(request: HttpRequest) -> HttpResponse:
+    user = await _user(request)
+    if user is None:
+        return json_error("Log in to chat.", status=401)
+    if request.method == "GET":
+        found = await selectors.thread_list_for_user(user=user)
+        return JsonResponse({"threads": [formatters.thread_json(t) for t in found]})
+    try:
+        title = _title(json_body(request), required=False)
+    except BadRequest as exc:
+        return json_error(str(exc))
+    thread = await sync_to_async(services.thread_create)(owner=user, title=title)
+    return JsonResponse(formatters.thread_json(thread), status=201)
+
+
+def _title(body: dict, *, required: bool) -> str:
+    title = body.get("title", None if required else "")
+    if not isinstance(title, str) or len(title) > 200 or (required and not title.strip()):
+        raise BadRequest("'title' must be a non-empty string of at most 200 characters.")
+    return title.strip()
+
+
+@json_csrf
+@require_http_methods(["GET", "PATCH", "DELETE"])
+async def thread_detail(request: HttpRequest, thread_id: object) -> HttpResponse:
+    user = await _user(request)
+    thread = user and await selectors.thread_for_user(user=user, thread_id=thread_id)
+    if not thread:
+        return json_error(NOT_FOUND, status=404)
+    if request.method == "DELETE":
+        await thread.adelete()
+        return HttpResponse(status=204)
+    if request.method == "PATCH":
+        try:
+            thread.title = _title(json_body(request), required=True)
+        except BadRequest as exc:
+            return json_error(str(exc))
+        await thread.asave(update_fields=["title", "updated_at"])
+    return JsonResponse(formatters.thread_json(thread))
+
+
+@json_csrf
+@require_http_methods(["GET", "POST"])
+async def thread_messages(request: HttpRequest, thread_id: object) -> HttpResponse:
+    """GET: the thread's messages. POST `{message, buffer_size?, flush_ms?}`: start a run."""
+    user = await _user(request)
+    thread = user and await selectors.thread_for_user(user=user, thread_id=thread_id)
+    if not thread:
+        return json_error(NOT_FOUND, status=404)
+    if request.method == "GET":
+        found = await selectors.thread_messages(thread=thread)
+        return JsonResponse({"messages": [formatters.message_json(m) for m in found]})
+    try:
+        body = json_body(request)
+        text, options = message_text(body), run_options(body)
+    except BadRequest as exc:
+        return json_error(str(exc))
+    handle = await runs.run_start(user=user, thread=thread, text=text, options=options)
+    return JsonResponse(
+        {
+            "run_id": handle.run_id,
+            "message_id": handle.run_id,
+            "user_message_id": handle.user_message_id,
+            "thread_id": handle.thread_id,
+            "events_url": f"/api/runs/{handle.run_id}/events",
+        },
+        status=201,
+    )
+
+
+# Runs.
+
+
+async def _run(request: HttpRequest, run_id: object) -> str | None:
+    user = await _user(request)
+    reply = user and await runs.run_for_user(user=user, run_id=run_id)
+    return str(reply.pk) if reply else None
+
+
+@require_GET
+async def run_events(request: HttpRequest, run_id: object) -> HttpResponse:
+    """SSE: the run's events after `Last-Event-ID` / `?after=`, ending after the last."""
+    found = await _run(request, run_id)
+    if found is None:
+        return json_error(NO_RUN, status=404)
+    try:
+        after = after_seq(request)
+    except BadRequest as exc:
+        return json_error(str(exc))
+    if not await runs.run_exists(found):
+        return json_error("This reply's event log has expired; read it from its thread.", status=410)
+    on_error = error_piece({"run_id": found, "type": "error"})
+    return sse_response(follow_run(found, after, formatters.sse_native, on_error=on_error))
+
+
+@json_csrf
+@require_POST
+async def run_stop(request: HttpRequest, run_id: object) -> HttpResponse:
+    found = await _run(request, run_id)
+    if found is None:
+        return json_error(NO_RUN, status=404)
+    await runs.run_stop(run_id=found)
+    return JsonResponse({"run_id": found, "stopping": True}, status=202)
+
+
+# The seed's endpoints.
+
+
+@json_csrf
 @require_POST
 async def stream_message(request: HttpRequest) -> HttpResponse:
-    """`POST /api/stream/message {message, thread_id?}`: the reply as SSE token events."""
-    user = await request.auser()
-    if not user.is_authenticated:
+    """`POST /api/stream/message {message, thread_id?}`: `{"type": "token", "token"}` events."""
+    user = await _user(request)
+    if user is None:
         return json_error("Log in to chat.", status=401)
     try:
         body = json_body(request)
-        text = message_text(body)
+        text, options = message_text(body), run_options(body)
     except BadRequest as exc:
         return json_error(str(exc))
     thread_id = body.get("thread_id")
     if thread_id:
         thread = await selectors.thread_for_user(user=user, thread_id=thread_id)
-        if thread is None or thread.owner_id != user.pk:
-            return json_error("No such conversation.", status=404)
+        if thread is None:
+            return json_error(NOT_FOUND, status=404)
     else:
         thread = await sync_to_async(services.thread_create)(owner=user)
-    return sse_response(_reply_events(thread, text))
-
-
-async def _reply_events(thread: Thread, text: str) -> AsyncIterator[bytes]:
-    try:
-        async for event in reply_stream(thread=thread, text=text):
-            yield sse_data(event)
-    except Exception:
-        logger.exception("reply stream failed in thread %s", thread.pk)
-        yield sse_data({"type": "error", "error": "The reply failed unexpectedly."})
-
-
-def sse_response(events: AsyncIterator[bytes]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    handle = await runs.run_start(user=user, thread=thread, text=text, options=options)
+    return sse_response(
+        follow_run(
+            handle.run_id, 0, formatters.sse_seed_message,
+            on_error=error_piece({"type": "error", "run_id": handle.run_id}),
+        )
+    )

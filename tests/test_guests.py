@@ -8,6 +8,8 @@ from django.test import AsyncClient, Client
 from django.urls import reverse
 
 from streaming.models import Message, Thread, User
+from streaming.offline_model import tokenize
+from tests.sse import sse_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,8 +27,7 @@ def stream(client: Client, **body) -> tuple[int, list[dict]]:
         if response.status_code != 200:
             return response.status_code, [json.loads(response.content)]
         raw = b"".join([chunk async for chunk in response.streaming_content]).decode()
-        events = [json.loads(chunk[len("data: "):]) for chunk in raw.split("\n\n") if chunk]
-        return response.status_code, events
+        return response.status_code, sse_data(raw)
 
     return async_to_sync(post)()
 
@@ -45,15 +46,15 @@ def test_a_guest_chats_with_the_offline_model_at_once() -> None:
     client = Client()
     status, events = stream(client, message="Hello, offline model")
     assert status == 200
-    assert events[0]["type"] == "start"
+    assert events[0]["type"] == "started"
     tokens = [e["token"] for e in events if e["type"] == "token"]
-    assert events[-1]["type"] == "done" and events[-1]["status"] == "completed"
-    reply = Message.objects.get(pk=events[0]["message_id"])
+    assert events[-1]["type"] == "completed"
+    reply = Message.objects.get(pk=events[0]["run_id"])
     assert reply.content == "".join(tokens)
     assert reply.content.startswith("**Offline model**")
     assert "> Hello, offline model" in reply.content
     assert reply.status == "completed" and reply.model_name == "offline"
-    assert reply.token_count == len(tokens) and reply.tokens_per_second > 0
+    assert reply.token_count == len(tokenize(reply.content)) and reply.tokens_per_second > 0
     assert reply.thread.owner.is_guest
     assert reply.thread.title == "Hello, offline model"
 

@@ -7,6 +7,7 @@ import pytest
 
 from streaming.models import Message
 from tests.conftest import guest_session
+from tests.sse import sse_data
 
 
 def read_sse(response) -> list[tuple[float, dict]]:
@@ -16,8 +17,7 @@ def read_sse(response) -> list[tuple[float, dict]]:
         buffer += chunk
         while "\n\n" in buffer:
             block, buffer = buffer.split("\n\n", 1)
-            if block.startswith("data: "):
-                events.append((time.monotonic(), json.loads(block[len("data: "):])))
+            events.extend((time.monotonic(), data) for data in sse_data(block + "\n\n"))
     return events
 
 
@@ -37,12 +37,13 @@ def test_a_guest_opens_the_site_and_watches_the_offline_reply_stream(daphne_serv
         events = read_sse(response)
 
     kinds = [e["type"] for _, e in events]
-    assert kinds[0] == "start" and kinds[-1] == "done" and set(kinds[1:-1]) == {"token"}
+    assert kinds[0] == "started" and kinds[-1] == "completed"
+    assert set(kinds[1:-1]) <= {"token", "metrics"}
     tokens = [e["token"] for _, e in events if e["type"] == "token"]
     # It streams: tokens arrive spread over time, not in one lump at the end.
     first, last = events[1][0], events[-2][0]
     assert last - first > 0.5
-    reply = Message.objects.get(pk=events[0][1]["message_id"])
+    reply = Message.objects.get(pk=events[0][1]["run_id"])
     assert reply.content == "".join(tokens)
     assert reply.status == "completed" and reply.model_name == "offline"
     assert reply.thread.owner.is_guest
@@ -71,4 +72,4 @@ def test_bad_input_gets_a_clear_error(daphne_server) -> None:
     assert Message.objects.count() == 0
     # The session is still usable.
     ok = client.post("/api/stream/message", json={"message": "still here?"})
-    assert ok.status_code == 200 and '"type": "done"' in ok.text
+    assert ok.status_code == 200 and sse_data(ok.text)[-1]["type"] == "completed"

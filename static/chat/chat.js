@@ -10,7 +10,8 @@ const stopButton = document.getElementById("stop");
 const statusLine = document.getElementById("status");
 const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
 
-let controller = null;
+let busy = false;
+let currentRun = null;
 
 function addMessage(role, text) {
   const item = document.createElement("li");
@@ -47,7 +48,7 @@ async function send(text) {
     body.textContent = received;
   };
 
-  controller = new AbortController();
+  busy = true;
   setBusy(true);
   statusLine.textContent = "Streaming…";
   try {
@@ -55,7 +56,6 @@ async function send(text) {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
       body: JSON.stringify({ message: text, thread_id: root.dataset.threadId || null }),
-      signal: controller.signal,
     });
     if (!response.ok) {
       const problem = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
@@ -68,22 +68,23 @@ async function send(text) {
       if (done) break;
       for (const event of parser.push(value)) {
         const data = JSON.parse(event.data);
-        if (data.type === "start") {
+        if (data.type === "started") {
           if (!root.dataset.threadId) {
             root.dataset.threadId = data.thread_id;
             history.replaceState(null, "", `/t/${data.thread_id}`);
           }
-          reply.dataset.messageId = data.message_id;
+          reply.dataset.messageId = data.run_id;
+          currentRun = data.run_id;
         } else if (data.type === "token") {
           received += data.token;
           if (!pending) {
             pending = true;
             requestAnimationFrame(render);
           }
-        } else if (data.type === "done") {
+        } else if (data.type === "completed" || data.type === "stopped") {
           const m = data.metrics;
-          meta.textContent = `${data.status} · ${m.token_count} tokens · ${(m.tokens_per_second || 0).toFixed(1)} tok/s`;
-          reply.classList.replace("status-streaming", `status-${data.status}`);
+          meta.textContent = `${data.type} · ${m.token_count} tokens · ${(m.tokens_per_second || 0).toFixed(1)} tok/s`;
+          reply.classList.replace("status-streaming", `status-${data.type}`);
         } else if (data.type === "error") {
           meta.textContent = `failed · ${data.error}`;
           reply.classList.replace("status-streaming", "status-failed");
@@ -92,17 +93,12 @@ async function send(text) {
     }
     statusLine.textContent = "Ready";
   } catch (error) {
-    if (error.name === "AbortError") {
-      meta.textContent = "stopped";
-      reply.classList.replace("status-streaming", "status-stopped");
-      statusLine.textContent = "Stopped";
-    } else {
-      meta.textContent = `failed · ${error.message}`;
-      statusLine.textContent = `Error: ${error.message}`;
-    }
+    meta.textContent = `failed · ${error.message}`;
+    statusLine.textContent = `Error: ${error.message}`;
   } finally {
     render();
-    controller = null;
+    busy = false;
+    currentRun = null;
     setBusy(false);
   }
 }
@@ -110,7 +106,7 @@ async function send(text) {
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = input.value;
-  if (!text.trim() || controller) return;
+  if (!text.trim() || busy) return;
   input.value = "";
   send(text);
 });
@@ -122,4 +118,10 @@ input.addEventListener("keydown", (event) => {
   }
 });
 
-stopButton.addEventListener("click", () => controller?.abort());
+stopButton.addEventListener("click", () => {
+  if (!currentRun) return;
+  fetch(`/api/runs/${currentRun}/stop`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
+  });
+});

@@ -1,0 +1,106 @@
+"""What an event-log backend provides: an append-only, replayable log per run, live
+delivery of new events to listeners in this process, and the run registry that lets
+any worker find, stop and reap runs."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+from ..events import Event
+
+logger = logging.getLogger(__name__)
+
+class LogUnavailable(Exception):
+    """The event log's store cannot be reached right now (worth retrying)."""
+
+
+INBOX_LIMIT = 1000  # batches a slow listener may fall behind before it backfills from the log
+
+
+class Inbox:
+    """Batches of new events for one listener. Overflow is dropped: the listener sees a
+    gap in sequence numbers and backfills from the log, so nothing is lost."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[list[Event]] = asyncio.Queue(INBOX_LIMIT)
+
+    def deliver(self, batch: list[Event]) -> None:
+        """Called from any thread or loop."""
+        if asyncio._get_running_loop() is self.loop:
+            self._put(batch)
+        else:
+            self.loop.call_soon_threadsafe(self._put, batch)
+
+    def _put(self, batch: list[Event]) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(batch)
+
+    async def get(self, wait: float) -> list[Event] | None:
+        """The next batch, or None after `wait` seconds without one."""
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        try:
+            async with asyncio.timeout(wait):
+                return await self.queue.get()
+        except TimeoutError:
+            return None
+
+
+class EventLog(Protocol):
+    async def append(self, run_id: str, events: list[Event], *, final: bool = False) -> None:
+        """Append events (already numbered) and deliver them to live listeners everywhere."""
+
+    async def read(self, run_id: str, after_seq: int) -> list[Event]:
+        """The logged events with `seq > after_seq`, in order."""
+
+    async def exists(self, run_id: str) -> bool:
+        """Whether the run's log is still held (live, or within its retention window)."""
+
+    def listen(self, run_id: str) -> contextlib.AbstractAsyncContextManager[Inbox]:
+        """Receive the run's new events in this process while the context is open."""
+
+    async def register(self, run_id: str, meta: dict[str, Any]) -> None:
+        """Record a live run (its owner, worker, options)."""
+
+    async def unregister(self, run_id: str) -> None:
+        """Forget a run that has ended."""
+
+    async def meta(self, run_id: str) -> dict[str, Any] | None:
+        """A live run's registry entry, or None."""
+
+    async def request_stop(self, run_id: str) -> None:
+        """Ask the run's worker, wherever it is, to stop it."""
+
+    async def stop_requested(self, run_id: str) -> bool: ...
+
+    async def watch_stops(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(run_id)` in this process whenever a stop is requested anywhere."""
+
+    async def heartbeat(self, worker_id: str, ttl: float) -> None:
+        """Say that `worker_id` is alive for the next `ttl` seconds."""
+
+    async def orphaned_runs(self) -> list[str]:
+        """Live runs whose worker has stopped sending heartbeats."""
+
+    async def claim(self, run_id: str, ttl: float) -> bool:
+        """Take the exclusive right to reap `run_id` (one worker wins)."""
+
+    async def close(self) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def listening(listeners: dict[str, set[Inbox]], run_id: str) -> AsyncIterator[Inbox]:
+    """Register an inbox in `listeners[run_id]` for the duration of the context."""
+    inbox = Inbox()
+    listeners.setdefault(run_id, set()).add(inbox)
+    try:
+        yield inbox
+    finally:
+        members = listeners.get(run_id)
+        if members is not None:
+            members.discard(inbox)
+            if not members:
+                del listeners[run_id]

@@ -1,0 +1,108 @@
+"""In-process event log: the single-process setup (no `REDIS_URL`)."""
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..events import Event
+from .base import Inbox, listening
+
+
+@dataclass
+class _RunLog:
+    events: list[Event] = field(default_factory=list)
+    ended_at: float | None = None
+
+
+class MemoryEventLog:
+    """Runs' logs in a dict: live runs, and ended ones for `retention` seconds.
+
+    At most `max_runs` ended runs are kept (oldest dropped first) and at most
+    `max_events` events per run, so memory stays bounded.
+    """
+
+    def __init__(self, *, retention: float, max_events: int, max_runs: int = 10_000) -> None:
+        self.retention = retention
+        self.max_events = max_events
+        self.max_runs = max_runs
+        self.logs: OrderedDict[str, _RunLog] = OrderedDict()
+        self.listeners: dict[str, set[Inbox]] = {}
+        self.registry: dict[str, dict[str, Any]] = {}
+        self.stops: set[str] = set()
+        self.on_stop: Callable[[str], None] | None = None
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        ended = [(k, log) for k, log in self.logs.items() if log.ended_at is not None]
+        excess = len(ended) - self.max_runs
+        for index, (run_id, log) in enumerate(ended):
+            if index < excess or now - log.ended_at > self.retention:  # type: ignore[operator]
+                del self.logs[run_id]
+
+    def _get(self, run_id: str) -> _RunLog | None:
+        log = self.logs.get(run_id)
+        ended = log is not None and log.ended_at is not None
+        if ended and time.monotonic() - log.ended_at > self.retention:  # type: ignore[union-attr,operator]
+            del self.logs[run_id]
+            return None
+        return log
+
+    async def append(self, run_id: str, events: list[Event], *, final: bool = False) -> None:
+        log = self.logs.setdefault(run_id, _RunLog())
+        log.events.extend(events)
+        if len(log.events) > self.max_events:
+            del log.events[: len(log.events) - self.max_events]
+        if final:
+            log.ended_at = time.monotonic()
+            self._expire()
+        for inbox in self.listeners.get(run_id, ()):
+            inbox.deliver(events)
+
+    async def read(self, run_id: str, after_seq: int) -> list[Event]:
+        log = self._get(run_id)
+        if log is None or not log.events:
+            return []
+        # Sequence numbers are contiguous, so the slice start is arithmetic.
+        return log.events[max(0, after_seq - log.events[0]["seq"] + 1) :]
+
+    async def exists(self, run_id: str) -> bool:
+        return self._get(run_id) is not None
+
+    def listen(self, run_id: str):  # type: ignore[no-untyped-def]
+        return listening(self.listeners, run_id)
+
+    async def register(self, run_id: str, meta: dict[str, Any]) -> None:
+        self.registry[run_id] = meta
+
+    async def unregister(self, run_id: str) -> None:
+        self.registry.pop(run_id, None)
+        self.stops.discard(run_id)
+
+    async def meta(self, run_id: str) -> dict[str, Any] | None:
+        return self.registry.get(run_id)
+
+    async def watch_stops(self, callback: Callable[[str], None]) -> None:
+        self.on_stop = callback
+
+    async def request_stop(self, run_id: str) -> None:
+        if run_id in self.registry:
+            self.stops.add(run_id)
+            if self.on_stop is not None:
+                self.on_stop(run_id)
+
+    async def stop_requested(self, run_id: str) -> bool:
+        return run_id in self.stops
+
+    async def heartbeat(self, worker_id: str, ttl: float) -> None:
+        return None
+
+    async def orphaned_runs(self) -> list[str]:
+        return []  # one process: its runs die with it, and the database sweep covers them
+
+    async def claim(self, run_id: str, ttl: float) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None

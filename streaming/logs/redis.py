@@ -1,0 +1,204 @@
+"""Redis event log: Redis Streams hold each run's log, and one pub/sub connection per
+process fans new events out to that process's listeners.
+
+Appending is one pipelined round trip: XADD per event (the stream id is `<seq>-0`, so an
+event can never be written twice), PUBLISH of the batch, and EXPIRE. Pub/sub is
+at-most-once: a listener that misses a message sees a gap in sequence numbers (or a quiet
+spell) and reads the missing events back from the stream.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..events import Event
+from .base import Inbox, LogUnavailable, listening
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "chat"
+LIVE_TTL = 24 * 3600  # a live run's keys outlive any reply; reset to `retention` at the end
+
+
+def _key(kind: str, name: str) -> str:
+    return f"{PREFIX}:{kind}:{name}"
+
+
+STOP_CHANNEL = _key("control", "stop")
+
+
+class RedisEventLog:
+    def __init__(self, url: str, *, retention: float, max_events: int) -> None:
+        self.retention = int(retention)
+        self.max_events = max_events
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=50, timeout=10)
+        self.redis = aioredis.Redis(connection_pool=pool)
+        self.listeners: dict[str, set[Inbox]] = {}
+        self.pubsub = self.redis.pubsub()
+        self.confirmations: dict[str, asyncio.Future[None]] = {}
+        self.subscriptions: dict[str, int] = {}
+        self.on_stop: Callable[[str], None] | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.subscribe_lock = asyncio.Lock()
+
+    # The log.
+
+    async def append(self, run_id: str, events: list[Event], *, final: bool = False) -> None:
+        try:
+            await self._append(run_id, events, final=final)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise LogUnavailable(str(exc)) from exc
+
+    async def _append(self, run_id: str, events: list[Event], *, final: bool) -> None:
+        key = _key("log", run_id)
+        pipe = self.redis.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(
+                key, {"e": json.dumps(event, ensure_ascii=False)}, id=f"{event['seq']}-0",
+                maxlen=self.max_events, approximate=True,
+            )
+        pipe.publish(_key("run", run_id), json.dumps(events, ensure_ascii=False))
+        pipe.expire(key, self.retention if final else LIVE_TTL)
+        results = await pipe.execute(raise_on_error=False)
+        for result in results:
+            # An id at or below the stream's top means that seq is logged already (a retry).
+            if isinstance(result, ResponseError) and "equal or smaller" in str(result):
+                continue
+            if isinstance(result, Exception):
+                raise result
+
+    async def read(self, run_id: str, after_seq: int) -> list[Event]:
+        rows = await self.redis.xrange(_key("log", run_id), min=f"{after_seq + 1}-0")
+        return [json.loads(fields[b"e"]) for _, fields in rows]
+
+    async def exists(self, run_id: str) -> bool:
+        return bool(await self.redis.exists(_key("log", run_id)))
+
+    # Live delivery to this process's listeners.
+
+    @contextlib.asynccontextmanager
+    async def listen(self, run_id: str) -> AsyncIterator[Inbox]:
+        channel = _key("run", run_id)
+        async with listening(self.listeners, run_id) as inbox:
+            await self._subscribe(channel)
+            try:
+                yield inbox
+            finally:
+                await self._unsubscribe(channel)
+
+    async def watch_stops(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(run_id)` in this process for every stop requested anywhere."""
+        self.on_stop = callback
+        await self._subscribe(STOP_CHANNEL)
+
+    async def _subscribe(self, channel: str) -> None:
+        """Subscribe (once per process) and wait until Redis confirms, so that nothing
+        published afterwards is missed."""
+        async with self.subscribe_lock:
+            self.subscriptions[channel] = self.subscriptions.get(channel, 0) + 1
+            if self.subscriptions[channel] > 1:
+                return
+            confirmed = asyncio.get_running_loop().create_future()
+            self.confirmations[channel] = confirmed
+            await self.pubsub.subscribe(channel)
+            if self.reader is None or self.reader.done():
+                self.reader = asyncio.create_task(self._read_loop(), name="redis-event-fanout")
+        try:
+            await asyncio.wait_for(confirmed, 5)
+        except TimeoutError:
+            logger.warning("no subscribe confirmation for %s; relying on backfill", channel)
+        finally:
+            self.confirmations.pop(channel, None)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        async with self.subscribe_lock:
+            self.subscriptions[channel] -= 1
+            if self.subscriptions[channel] > 0:
+                return
+            del self.subscriptions[channel]
+            with contextlib.suppress(RedisError, OSError, RuntimeError):
+                await self.pubsub.unsubscribe(channel)
+
+    async def _read_loop(self) -> None:
+        """The process's one pub/sub reader: dispatch each message to local inboxes."""
+        prefix = len(_key("run", ""))
+        while True:
+            try:
+                message = await self.pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, RuntimeError) as exc:
+                logger.warning("event fan-out connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if message is None:
+                continue
+            channel = message["channel"].decode()
+            if message["type"] == "subscribe":
+                confirmed = self.confirmations.get(channel)
+                if confirmed is not None and not confirmed.done():
+                    confirmed.set_result(None)
+            elif message["type"] != "message":
+                continue
+            elif channel == STOP_CHANNEL:
+                if self.on_stop is not None:
+                    self.on_stop(message["data"].decode())
+            else:
+                batch = json.loads(message["data"])
+                for inbox in self.listeners.get(channel[prefix:], ()):
+                    inbox.deliver(batch)
+
+    # The registry of live runs, heartbeats and stops.
+
+    async def register(self, run_id: str, meta: dict[str, Any]) -> None:
+        await self.redis.hset(_key("active", "runs"), run_id, json.dumps(meta))
+
+    async def unregister(self, run_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hdel(_key("active", "runs"), run_id)
+        pipe.delete(_key("stop", run_id))
+        await pipe.execute()
+
+    async def meta(self, run_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.hget(_key("active", "runs"), run_id)
+        return None if raw is None else json.loads(raw)
+
+    async def request_stop(self, run_id: str) -> None:
+        await self.redis.set(_key("stop", run_id), 1, ex=LIVE_TTL)
+        await self.redis.publish(STOP_CHANNEL, run_id)
+
+    async def stop_requested(self, run_id: str) -> bool:
+        return bool(await self.redis.exists(_key("stop", run_id)))
+
+    async def heartbeat(self, worker_id: str, ttl: float) -> None:
+        await self.redis.set(_key("worker", worker_id), 1, px=int(ttl * 1000))
+
+    async def orphaned_runs(self) -> list[str]:
+        active = await self.redis.hgetall(_key("active", "runs"))
+        if not active:
+            return []
+        workers = {run.decode(): json.loads(raw)["worker"] for run, raw in active.items()}
+        names = sorted(set(workers.values()))
+        alive = await self.redis.mget([_key("worker", w) for w in names])
+        dead = {w for w, flag in zip(names, alive, strict=True) if flag is None}
+        return [run for run, worker in workers.items() if worker in dead]
+
+    async def claim(self, run_id: str, ttl: float) -> bool:
+        return bool(await self.redis.set(_key("reap", run_id), 1, nx=True, px=int(ttl * 1000)))
+
+    async def close(self) -> None:
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self.reader
+        with contextlib.suppress(RedisError, RuntimeError):
+            await self.pubsub.aclose()
+        await self.redis.aclose()

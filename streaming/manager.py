@@ -1,0 +1,174 @@
+"""This worker's run manager: it keeps runs alive whoever disconnects, stops them when
+asked from any worker, and does its share of the cluster's chores: heartbeats, reaping runs
+whose worker died, and sweeping stale records.
+"""
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import socket
+import time
+import uuid
+import weakref
+from collections.abc import Coroutine
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from . import events, services
+from .events import Metrics
+from .logs import EventLog, event_log
+from .producer import INTERRUPTED_ERROR, Producer, RunOptions, reply_metrics
+
+logger = logging.getLogger(__name__)
+
+TOUCH_SECONDS = 10.0  # live replies' updated_at is refreshed at least this often
+STALE_SECONDS = 120.0  # a `streaming` message untouched this long has no live run
+
+
+class RunManager:
+    """This worker's runs, plus its share of the cluster's chores: heartbeats, stops
+    requested elsewhere, reaping runs of dead workers, and sweeping stale records."""
+
+    def __init__(self) -> None:
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.producers: dict[str, Producer] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.chores: asyncio.Task[None] | None = None
+        self.log: EventLog | None = None
+
+    async def ensure_started(self) -> None:
+        if self.chores is not None and not self.chores.done():
+            return
+        self.log = event_log()
+        await self.log.watch_stops(self.stop_local)
+        await self.log.heartbeat(self.worker_id, settings.STREAM_WORKER_TTL)
+        self.chores = detached_task(self._chores(), name="run-manager-chores")
+
+    async def start(
+        self, *, run_id: str, thread_id: str, owner_id: int, input: list[Any], options: RunOptions
+    ) -> None:
+        await self.ensure_started()
+        assert self.log is not None
+        await self.log.register(
+            run_id,
+            {
+                "worker": self.worker_id, "owner": owner_id, "thread": thread_id,
+                "cancel_on_disconnect": options.cancel_on_disconnect,
+            },
+        )
+        producer = Producer(
+            run_id=run_id, thread_id=thread_id, input=input, options=options, log=self.log
+        )
+        self.producers[run_id] = producer
+        task = detached_task(producer.run(), name=f"run-{run_id}")
+        self.tasks[run_id] = task
+        task.add_done_callback(lambda _: self._forget(run_id))
+
+    def _forget(self, run_id: str) -> None:
+        self.producers.pop(run_id, None)
+        self.tasks.pop(run_id, None)
+
+    def stop_local(self, run_id: str) -> bool:
+        producer = self.producers.get(run_id)
+        if producer is None:
+            return False
+        producer.stop()
+        return True
+
+    async def stop(self, run_id: str) -> None:
+        """Stop a run on whichever worker is generating it."""
+        await self.ensure_started()
+        assert self.log is not None
+        if not self.stop_local(run_id):
+            await self.log.request_stop(run_id)
+
+    async def _chores(self) -> None:
+        interval = min(settings.STREAM_REAP_INTERVAL, settings.STREAM_WORKER_TTL / 3)
+        last_touch = last_sweep = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                assert self.log is not None
+                await self.log.heartbeat(self.worker_id, settings.STREAM_WORKER_TTL)
+                for run_id in list(self.producers):
+                    if await self.log.stop_requested(run_id):
+                        self.stop_local(run_id)
+                for run_id in await self.log.orphaned_runs():
+                    if run_id not in self.producers and await self.log.claim(run_id, 60):
+                        await run_reap(run_id, log=self.log)
+                now = time.monotonic()
+                if now - last_touch >= TOUCH_SECONDS and self.producers:
+                    last_touch = now
+                    await sync_to_async(services.replies_touch)(message_ids=list(self.producers))
+                if now - last_sweep >= STALE_SECONDS / 4:
+                    last_sweep = now
+                    await sync_to_async(services.replies_sweep_stale)(
+                        older_than=STALE_SECONDS, keep=list(self.producers),
+                        error=INTERRUPTED_ERROR,
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("run manager chores failed; retrying")
+
+    async def shutdown(self) -> None:
+        """Cancel this worker's runs (each ends `interrupted`) and its chores."""
+        for task in list(self.tasks.values()):
+            task.cancel()
+        for task in list(self.tasks.values()):
+            with contextlib.suppress(BaseException):
+                await task
+        if self.chores is not None:
+            self.chores.cancel()
+            with contextlib.suppress(BaseException):
+                await self.chores
+
+
+async def run_reap(run_id: str, *, log: EventLog) -> None:
+    """End a run whose worker died: `interrupted`, with the text its log holds."""
+    logged = await log.read(run_id, 0)
+    if logged and events.is_terminal(logged[-1]):
+        await log.unregister(run_id)
+        return
+    text = events.text_of(logged)
+    tokens = sum(e.get("tokens", 0) for e in logged if e["type"] == "delta")
+    last_metrics = next((e["metrics"] for e in reversed(logged) if "metrics" in e), None)
+    values: Metrics = {
+        "ttft_seconds": last_metrics["ttft_seconds"] if last_metrics else None,
+        "token_count": tokens,
+        "elapsed_seconds": last_metrics["elapsed_seconds"] if last_metrics else 0.0,
+        "tokens_per_second": last_metrics["tokens_per_second"] if last_metrics else None,
+    }
+    await sync_to_async(services.reply_interrupt)(
+        message_id=run_id, content=text, metrics=reply_metrics(values), error=INTERRUPTED_ERROR
+    )
+    seq = logged[-1]["seq"] + 1 if logged else 1
+    terminal = events.terminal(run_id, seq, type="interrupted", values=values, error=INTERRUPTED_ERROR)
+    await log.append(run_id, [terminal], final=True)
+    await log.unregister(run_id)
+    logger.warning("run %s: its worker stopped; marked interrupted", run_id)
+
+
+def detached_task(coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+    """A task that outlives the request that started it. It starts from an empty context:
+    a request's context carries asgiref's executor for that request, which is gone once
+    the request ends, and database calls made through it would fail."""
+    return asyncio.create_task(coro, name=name, context=contextvars.Context())
+
+
+_managers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RunManager]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def run_manager() -> RunManager:
+    """This worker's run manager (one per event loop)."""
+    loop = asyncio.get_running_loop()
+    manager = _managers.get(loop)
+    if manager is None:
+        manager = _managers[loop] = RunManager()
+    return manager

@@ -1,0 +1,223 @@
+"""The producer of one run: model deltas -> coalescer -> numbered events -> the event log.
+
+It appends through one writer task (so Redis sees one pipelined append per batch, not
+per token), checkpoints the text to the database at a bounded rate, and ends the run with
+exactly one terminal event, after the database has the final text and metrics.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from . import agent_runtime, events, services
+from .agent_runtime import ModelError
+from .coalescer import Coalescer
+from .events import Event, Metrics, TerminalType
+from .logs import EventLog, LogUnavailable
+
+logger = logging.getLogger(__name__)
+
+INTERRUPTED_ERROR = "The server generating this reply stopped before it finished."
+WRITE_RETRY_SECONDS = 15.0  # how long appends are retried while the log is unreachable
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Per-run choices: coalescing, and whether a disconnect cancels generation."""
+
+    buffer_size: int | None = None
+    flush_ms: int | None = None  # None: `STREAM_FLUSH_MS`; 0: no time window
+    cancel_on_disconnect: bool = False
+
+
+@dataclass
+class Progress:
+    """What a run has produced so far, and how fast."""
+
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    tokens: int = 0
+    parts: list[str] = field(default_factory=list)
+
+    def metrics(self) -> Metrics:
+        elapsed = time.monotonic() - self.started
+        ttft = None if self.first_token_at is None else self.first_token_at - self.started
+        return {
+            "ttft_seconds": ttft,
+            "token_count": self.tokens,
+            "elapsed_seconds": elapsed,
+            "tokens_per_second": self.tokens / elapsed if self.tokens and elapsed > 0 else None,
+        }
+
+
+def reply_metrics(values: Metrics) -> services.ReplyMetrics:
+    return services.ReplyMetrics(
+        ttft_seconds=values["ttft_seconds"],
+        token_count=values["token_count"],
+        duration_seconds=values["elapsed_seconds"],
+    )
+
+
+class Producer:
+    """Generates one run: model deltas -> coalescer -> numbered events -> the log."""
+
+    def __init__(
+        self, *, run_id: str, thread_id: str, input: list[Any], options: RunOptions, log: EventLog
+    ) -> None:
+        self.run_id = run_id
+        self.thread_id = thread_id
+        self.input = input
+        self.options = options
+        self.log = log
+        self.seq = 0
+        self.progress = Progress()
+        self.outbox: list[Event] = []
+        self.wake = asyncio.Event()
+        self.result: Any = None
+        self.stopping = False
+        self.write_error: BaseException | None = None
+        self.last_checkpoint = time.monotonic()
+        self.checkpointed_tokens = 0
+
+    def _push(self, event: Event) -> None:
+        self.outbox.append(event)
+        self.wake.set()
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def _emit_delta(self, text: str, count: int) -> None:
+        self.progress.parts.append(text)
+        self.progress.tokens += count
+        self._push(
+            events.delta(
+                self.run_id, self._next_seq(), text=text, tokens=count,
+                token_count=self.progress.tokens,
+            )
+        )
+
+    def stop(self) -> None:
+        """Cancel the model run (closing the upstream stream); the run ends `stopped`."""
+        self.stopping = True
+        if self.result is not None:
+            self.result.cancel(mode="immediate")
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._write_loop(), name=f"run-writer-{self.run_id}")
+        self._push(
+            events.started(
+                self.run_id, self._next_seq(), thread_id=self.thread_id,
+                model=agent_runtime.model_name(),
+            )
+        )
+        flush_ms = settings.STREAM_FLUSH_MS if self.options.flush_ms is None else self.options.flush_ms
+        coalescer = Coalescer(
+            self._emit_delta, buffer_size=self.options.buffer_size, flush_ms=flush_ms
+        )
+        status: TerminalType = "completed"
+        error = ""
+        cancelled = False
+        try:
+            self.result = agent_runtime.run_start(self.input)
+            if self.stopping:
+                self.result.cancel(mode="immediate")
+            async for text in agent_runtime.text_deltas(self.result):
+                if self.progress.first_token_at is None:
+                    self.progress.first_token_at = time.monotonic()
+                coalescer.add(text)
+            if self.write_error is not None:
+                status, error = "failed", "The reply could not be delivered: the event log is unreachable."
+            elif self.stopping:
+                status = "stopped"
+        except ModelError as exc:
+            status, error = "failed", str(exc)
+        except asyncio.CancelledError:
+            cancelled = True
+            status, error = "interrupted", INTERRUPTED_ERROR
+            if self.result is not None:
+                self.result.cancel(mode="immediate")
+        except Exception:
+            logger.exception("run %s failed", self.run_id)
+            status, error = "failed", "The reply failed unexpectedly."
+        finally:
+            coalescer.flush()
+            await asyncio.shield(self._finish(status, error, writer))
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _finish(self, status: TerminalType, error: str, writer: asyncio.Task[None]) -> None:
+        values = self.progress.metrics()
+        try:
+            await sync_to_async(services.reply_finish)(
+                message_id=self.run_id,
+                content="".join(self.progress.parts),
+                status=status,
+                metrics=reply_metrics(values),
+                error=error,
+            )
+        except Exception:
+            logger.exception("could not record the end of run %s", self.run_id)
+        self._push(events.terminal(self.run_id, self._next_seq(), type=status, values=values, error=error))
+        with contextlib.suppress(Exception):
+            await writer
+        with contextlib.suppress(Exception):
+            await self.log.unregister(self.run_id)
+
+    async def _write_loop(self) -> None:
+        """The run's only writer: appends whatever has accumulated, in order."""
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            batch, self.outbox = self.outbox, []
+            if not batch:
+                continue
+            final = events.is_terminal(batch[-1])
+            try:
+                await self._append(batch, final=final)
+            except Exception as exc:
+                logger.exception("run %s: could not append to the event log", self.run_id)
+                if final:
+                    return
+                self.write_error = exc
+                self.stop()
+                continue
+            if final:
+                return
+            await self._checkpoint()
+
+    async def _append(self, batch: list[Event], *, final: bool) -> None:
+        deadline = time.monotonic() + WRITE_RETRY_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                await self.log.append(self.run_id, batch, final=final)
+                return
+            except LogUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                logger.warning("run %s: event log unreachable (%s); retrying", self.run_id, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _checkpoint(self) -> None:
+        """Save the text so far, and publish metrics, at most once per interval."""
+        now = time.monotonic()
+        if now - self.last_checkpoint < settings.STREAM_CHECKPOINT_SECONDS:
+            return
+        self.last_checkpoint = now
+        if self.progress.tokens != self.checkpointed_tokens:
+            self.checkpointed_tokens = self.progress.tokens
+            try:
+                await sync_to_async(services.reply_checkpoint)(
+                    message_id=self.run_id, content="".join(self.progress.parts)
+                )
+            except Exception:
+                logger.exception("run %s: checkpoint failed", self.run_id)
+            self._push(events.metrics(self.run_id, self._next_seq(), values=self.progress.metrics()))

@@ -1,0 +1,95 @@
+"""The run API every transport uses: start a run, find one the requester may see, follow
+it with `run_subscribe(run_id, after_seq)`, and stop it from any worker."""
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
+
+from . import agent_runtime, selectors, services
+from .events import Event
+from .logs import event_log
+from .manager import run_manager
+from .models import Message, Thread, User
+from .producer import RunOptions
+from .subscribe import RunNotFound, subscribe
+
+__all__ = [
+    "RunHandle", "RunNotFound", "RunOptions", "run_exists", "run_for_user", "run_start",
+    "run_stop", "run_subscribe",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    run_id: str  # also the assistant message's id
+    thread_id: str
+    user_message_id: str
+
+
+async def run_start(
+    *, user: User, thread: Thread, text: str, options: RunOptions | None = None
+) -> RunHandle:
+    """Save the user's message and a `streaming` reply, and start generating it."""
+    user_message, reply = await sync_to_async(services.reply_start)(
+        thread=thread, text=text, model_name=agent_runtime.model_name()
+    )
+    run_id = str(reply.pk)
+    try:
+        history = await selectors.thread_history(thread=thread)
+        await run_manager().start(
+            run_id=run_id,
+            thread_id=str(thread.pk),
+            owner_id=user.pk,
+            input=agent_runtime.history_input(history),
+            options=options or RunOptions(),
+        )
+    except Exception:
+        logger.exception("could not start run %s", run_id)
+        await sync_to_async(services.reply_finish)(
+            message_id=run_id, content="", status=Message.Status.FAILED,
+            metrics=services.ReplyMetrics(ttft_seconds=None, token_count=0, duration_seconds=0.0),
+            error="The reply could not be started.",
+        )
+        raise
+    return RunHandle(run_id=run_id, thread_id=str(thread.pk), user_message_id=str(user_message.pk))
+
+
+async def run_for_user(*, user: User, run_id: object) -> Message | None:
+    """The run's reply message if `user` owns its thread (or is staff), else None."""
+    if not user.is_authenticated:
+        return None
+    replies = Message.objects.select_related("thread").filter(role=Message.Role.ASSISTANT)
+    if not user.is_staff:
+        replies = replies.filter(thread__owner=user)
+    try:
+        return await replies.aget(pk=run_id)
+    except (Message.DoesNotExist, ValidationError, ValueError, TypeError):
+        return None
+
+
+async def run_exists(run_id: str) -> bool:
+    """Whether the run's event log is held (live, or ended within the retention window)."""
+    await run_manager().ensure_started()
+    return await event_log().exists(run_id)
+
+
+async def run_subscribe(run_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+    """The run's events after `after_seq`: backlog, then live, until the terminal event."""
+    await run_manager().ensure_started()
+    async for event in subscribe(run_id, after_seq):
+        yield event
+
+
+async def run_stop(*, run_id: str) -> None:
+    """Stop the run wherever it is generating; it ends `stopped` with its partial text."""
+    await run_manager().stop(run_id)
+
+
+async def run_cancels_on_disconnect(run_id: str) -> bool:
+    meta = await event_log().meta(run_id)
+    return bool(meta and meta.get("cancel_on_disconnect"))
