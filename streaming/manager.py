@@ -63,6 +63,7 @@ class RunManager:
         producer = Producer(
             run_id=run_id, thread_id=thread_id, input=input, options=options, log=self.log
         )
+        await producer.begin()
         self.producers[run_id] = producer
         task = detached_task(producer.run(), name=f"run-{run_id}")
         self.tasks[run_id] = task

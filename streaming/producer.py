@@ -109,14 +109,16 @@ class Producer:
         if self.result is not None:
             self.result.cancel(mode="immediate")
 
+    async def begin(self) -> None:
+        """Log the `started` event, so the run can be subscribed to as soon as it exists."""
+        started = events.started(
+            self.run_id, self._next_seq(), thread_id=self.thread_id,
+            model=agent_runtime.model_name(),
+        )
+        await self._append([started], final=False)
+
     async def run(self) -> None:
         writer = asyncio.create_task(self._write_loop(), name=f"run-writer-{self.run_id}")
-        self._push(
-            events.started(
-                self.run_id, self._next_seq(), thread_id=self.thread_id,
-                model=agent_runtime.model_name(),
-            )
-        )
         flush_ms = settings.STREAM_FLUSH_MS if self.options.flush_ms is None else self.options.flush_ms
         coalescer = Coalescer(
             self._emit_delta, buffer_size=self.options.buffer_size, flush_ms=flush_ms

@@ -28,8 +28,8 @@ async def subscribe(
     last = after_seq
     async with log.listen(run_id) as inbox:
         pending, from_log = await log.read(run_id, last), True
-        if not pending and not await log.exists(run_id):
-            raise RunNotFound(run_id)
+        if not pending and await _ended(log, run_id, last):
+            return
         while True:
             for event in pending:
                 seq = event["seq"]
@@ -46,6 +46,15 @@ async def subscribe(
                 if batch is not None and batch[0]["seq"] <= last + 1:
                     pending, from_log = batch, False
                     continue
-                if batch is None and not await log.exists(run_id):
-                    raise RunNotFound(run_id)
+                if batch is None and await _ended(log, run_id, last):
+                    return
             pending, from_log = await log.read(run_id, last), True
+
+
+async def _ended(log: EventLog, run_id: str, last: int) -> bool:
+    """Whether the subscriber at `last` has seen the run's terminal event (or there is no
+    log at all: `RunNotFound`)."""
+    newest = await log.last(run_id)
+    if newest is None:
+        raise RunNotFound(run_id)
+    return is_terminal(newest) and newest["seq"] <= last

@@ -5,13 +5,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 
 import httpx
 import pytest
-from django.db import connection
+from asgiref.sync import sync_to_async
+from django.db import connection, connections
 
 from tests.standin import StandinServer
 
@@ -133,3 +134,32 @@ def guest_session(base_url: str) -> httpx.Client:
     client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
     client.headers["Origin"] = base_url
     return client
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis the suite runs against (scripts/test.sh sets TEST_REDIS_URL)."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        pytest.fail("TEST_REDIS_URL is not set: run the suite with scripts/test.sh")
+    return url
+
+
+@pytest.fixture
+def use_redis(settings, redis_url: str) -> str:
+    """Run this test's streaming core on Redis instead of in-process memory."""
+    settings.REDIS_URL = redis_url
+    return redis_url
+
+
+@pytest.fixture
+async def run_cleanup() -> AsyncIterator[None]:
+    """Stop this event loop's runs, chores and Redis connections after an async test."""
+    yield
+    from streaming.logs import close_event_logs
+    from streaming.manager import run_manager
+
+    await run_manager().shutdown()
+    await close_event_logs()
+    # Database connections opened by sync_to_async's thread would block dropping the test DB.
+    await sync_to_async(connections.close_all)()

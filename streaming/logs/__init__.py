@@ -35,6 +35,7 @@ def event_log() -> EventLog:
             settings.REDIS_URL,
             retention=settings.STREAM_RETENTION_SECONDS,
             max_events=settings.STREAM_MAX_EVENTS,
+            fanout=settings.STREAM_FANOUT,
         )
     return log
 

@@ -59,6 +59,9 @@ class EventLog(Protocol):
     async def exists(self, run_id: str) -> bool:
         """Whether the run's log is still held (live, or within its retention window)."""
 
+    async def last(self, run_id: str) -> Event | None:
+        """The run's newest logged event, or None if there is no log."""
+
     def listen(self, run_id: str) -> contextlib.AbstractAsyncContextManager[Inbox]:
         """Receive the run's new events in this process while the context is open."""
 

@@ -67,6 +67,10 @@ class MemoryEventLog:
         # Sequence numbers are contiguous, so the slice start is arithmetic.
         return log.events[max(0, after_seq - log.events[0]["seq"] + 1) :]
 
+    async def last(self, run_id: str) -> Event | None:
+        log = self._get(run_id)
+        return log.events[-1] if log is not None and log.events else None
+
     async def exists(self, run_id: str) -> bool:
         return self._get(run_id) is not None
 

@@ -5,6 +5,11 @@ Appending is one pipelined round trip: XADD per event (the stream id is `<seq>-0
 event can never be written twice), PUBLISH of the batch, and EXPIRE. Pub/sub is
 at-most-once: a listener that misses a message sees a gap in sequence numbers (or a quiet
 spell) and reads the missing events back from the stream.
+
+`fanout="xread"` (`STREAM_FANOUT=xread`, every worker alike) is an alternative kept for
+comparison (bench/fanout.py, docs/benchmarks.md): nothing is published, and each listener
+has its own task looping `XREAD BLOCK` on the run's stream, holding one Redis connection
+(from a separate, unbounded pool) while it waits.
 """
 
 import asyncio
@@ -33,10 +38,17 @@ def _key(kind: str, name: str) -> str:
 
 
 STOP_CHANNEL = _key("control", "stop")
+FANOUT_MODES = ("pubsub", "xread")
+XREAD_BLOCK_MS = 1000
 
 
 class RedisEventLog:
-    def __init__(self, url: str, *, retention: float, max_events: int) -> None:
+    def __init__(
+        self, url: str, *, retention: float, max_events: int, fanout: str = "pubsub"
+    ) -> None:
+        if fanout not in FANOUT_MODES:
+            raise ValueError(f"fanout must be one of {FANOUT_MODES}, not {fanout!r}")
+        self.fanout = fanout
         self.retention = int(retention)
         self.max_events = max_events
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=50, timeout=10)
@@ -48,6 +60,10 @@ class RedisEventLog:
         self.on_stop: Callable[[str], None] | None = None
         self.reader: asyncio.Task[None] | None = None
         self.subscribe_lock = asyncio.Lock()
+        # xread mode: blocking reads each hold a connection, so they get their own pool.
+        self.readers = (
+            aioredis.Redis.from_url(url, max_connections=10_000) if fanout == "xread" else None
+        )
 
     # The log.
 
@@ -65,7 +81,8 @@ class RedisEventLog:
                 key, {"e": json.dumps(event, ensure_ascii=False)}, id=f"{event['seq']}-0",
                 maxlen=self.max_events, approximate=True,
             )
-        pipe.publish(_key("run", run_id), json.dumps(events, ensure_ascii=False))
+        if self.fanout == "pubsub":
+            pipe.publish(_key("run", run_id), json.dumps(events, ensure_ascii=False))
         pipe.expire(key, self.retention if final else LIVE_TTL)
         results = await pipe.execute(raise_on_error=False)
         for result in results:
@@ -79,6 +96,10 @@ class RedisEventLog:
         rows = await self.redis.xrange(_key("log", run_id), min=f"{after_seq + 1}-0")
         return [json.loads(fields[b"e"]) for _, fields in rows]
 
+    async def last(self, run_id: str) -> Event | None:
+        rows = await self.redis.xrevrange(_key("log", run_id), count=1)
+        return json.loads(rows[0][1][b"e"]) if rows else None
+
     async def exists(self, run_id: str) -> bool:
         return bool(await self.redis.exists(_key("log", run_id)))
 
@@ -86,6 +107,10 @@ class RedisEventLog:
 
     @contextlib.asynccontextmanager
     async def listen(self, run_id: str) -> AsyncIterator[Inbox]:
+        if self.fanout == "xread":
+            async with self._listen_xread(run_id) as inbox:
+                yield inbox
+            return
         channel = _key("run", run_id)
         async with listening(self.listeners, run_id) as inbox:
             await self._subscribe(channel)
@@ -93,6 +118,42 @@ class RedisEventLog:
                 yield inbox
             finally:
                 await self._unsubscribe(channel)
+
+    @contextlib.asynccontextmanager
+    async def _listen_xread(self, run_id: str) -> AsyncIterator[Inbox]:
+        """One task per listener: `XREAD BLOCK` from the stream's current top, delivering
+        each batch read to this listener's inbox."""
+        assert self.readers is not None
+        key = _key("log", run_id)
+        async with listening(self.listeners, run_id) as inbox:
+            # Start at the top as of now: anything later is read live, the rest is backlog.
+            top = await self.readers.xrevrange(key, count=1)
+            last_id = top[0][0] if top else b"0-0"
+            task = asyncio.create_task(
+                self._xread_loop(key, last_id, inbox), name=f"redis-xread-{run_id}"
+            )
+            try:
+                yield inbox
+            finally:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def _xread_loop(self, key: str, last_id: bytes, inbox: Inbox) -> None:
+        assert self.readers is not None
+        while True:
+            try:
+                result = await self.readers.xread({key: last_id}, block=XREAD_BLOCK_MS)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, RuntimeError) as exc:
+                logger.warning("xread fan-out for %s failed (%s); retrying", key, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for _, rows in result or ():
+                if rows:
+                    last_id = rows[-1][0]
+                    inbox.deliver([json.loads(fields[b"e"]) for _, fields in rows])
 
     async def watch_stops(self, callback: Callable[[str], None]) -> None:
         """Call `callback(run_id)` in this process for every stop requested anywhere."""
@@ -202,3 +263,5 @@ class RedisEventLog:
         with contextlib.suppress(RedisError, RuntimeError):
             await self.pubsub.aclose()
         await self.redis.aclose()
+        if self.readers is not None:
+            await self.readers.aclose()
