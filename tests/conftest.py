@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection, connections
 
 from tests.standin import StandinServer
@@ -23,6 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def _fast_offline_model(settings) -> None:
     """Tests do not wait for the offline model's human-friendly pacing."""
     settings.OFFLINE_MODEL_TPS = 0
+
+
+@pytest.fixture(autouse=True)
+def _close_async_db_connections() -> Iterator[None]:
+    """Close the connection that async ORM calls opened in asgiref's worker thread, which
+    would otherwise keep the test database from being dropped."""
+    yield
+    async_to_sync(sync_to_async(connections.close_all))()
 
 
 @pytest.fixture(scope="session")
@@ -161,5 +169,3 @@ async def run_cleanup() -> AsyncIterator[None]:
 
     await run_manager().shutdown()
     await close_event_logs()
-    # Database connections opened by sync_to_async's thread would block dropping the test DB.
-    await sync_to_async(connections.close_all)()

@@ -51,7 +51,8 @@ class MemoryEventLog:
 
     async def append(self, run_id: str, events: list[Event], *, final: bool = False) -> None:
         log = self.logs.setdefault(run_id, _RunLog())
-        log.events.extend(events)
+        top = log.events[-1]["seq"] if log.events else 0
+        log.events.extend(e for e in events if e["seq"] > top)  # a retried append is a no-op
         if len(log.events) > self.max_events:
             del log.events[: len(log.events) - self.max_events]
         if final:

@@ -1,0 +1,189 @@
+"""Two daphne workers sharing Redis and PostgreSQL, the model behind the stand-in server:
+text crosses workers exactly, resumes anywhere, stops from anywhere, and survives the
+death of the worker producing it."""
+
+import asyncio
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from streaming.models import Message
+from tests.conftest import DaphneServer, guest_session
+from tests.sse import parse_sse
+from tests.standin import Reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TEXT = "Grüße, 世界! 🎉 " + " ".join(f"token{i}" for i in range(150)) + " — fin."
+WORKER_TTL = 1.5
+REAP_INTERVAL = 0.3
+
+
+@dataclass
+class Cluster:
+    a: DaphneServer
+    b: DaphneServer
+    cookies: httpx.Cookies = field(default_factory=httpx.Cookies)
+
+    def client(self, server: DaphneServer) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=server.url, cookies=self.cookies, timeout=30)
+
+
+@pytest.fixture
+def cluster(daphne_server, standin, redis_url) -> Cluster:
+    env = {
+        "REDIS_URL": redis_url,
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": standin.base_url,
+        "AGENT_MODEL": "gpt-test",
+        "STREAM_WORKER_TTL": str(WORKER_TTL),
+        "STREAM_REAP_INTERVAL": str(REAP_INTERVAL),
+        "STREAM_IDLE_CHECK_SECONDS": "1",
+    }
+    a, b = daphne_server(**env), daphne_server(**env)
+    session = guest_session(a.url)  # the session lives in the database: it works on both
+    return Cluster(a=a, b=b, cookies=session.cookies)
+
+
+async def start_run(cluster: Cluster, server: DaphneServer, **body) -> str:
+    async with cluster.client(server) as client:
+        thread = (await client.post("/api/threads", json={})).json()
+        response = await client.post(
+            f"/api/threads/{thread['id']}/messages", json={"message": "hello", **body}
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["run_id"]
+
+
+async def read_events(
+    cluster: Cluster, server: DaphneServer, run_id: str, *, after: int = 0, until_seq: int | None = None
+) -> list[dict]:
+    """Follow the run's SSE on `server` from `after`; leave once `until_seq` is reached."""
+    got: list[dict] = []
+    buffer = ""
+    async with cluster.client(server) as client:
+        headers = {"Last-Event-ID": str(after)} if after else {}
+        async with client.stream("GET", f"/api/runs/{run_id}/events", headers=headers) as response:
+            assert response.status_code == 200
+            async for chunk in response.aiter_text():
+                buffer += chunk
+                complete, _, buffer = buffer.rpartition("\n\n")
+                for event in parse_sse(complete + "\n\n"):
+                    assert int(event["id"]) == event["data"]["seq"]
+                    got.append(event["data"])
+                    if until_seq is not None and event["data"]["seq"] >= until_seq:
+                        return got
+    return got
+
+
+def text_of(got: list[dict]) -> str:
+    return "".join(e["text"] for e in got if e["type"] == "delta")
+
+
+async def test_subscribers_on_both_workers_get_exactly_the_models_text(cluster, standin) -> None:
+    standin.script(Reply(text=TEXT, tps=150))
+    run_id = await start_run(cluster, cluster.a, flush_ms=10)
+    on_a, on_b = await asyncio.gather(
+        read_events(cluster, cluster.a, run_id), read_events(cluster, cluster.b, run_id)
+    )
+    for got in (on_a, on_b):
+        assert [e["seq"] for e in got] == list(range(1, len(got) + 1))
+        assert got[-1]["type"] == "completed"
+        assert text_of(got) == TEXT
+    reply = await Message.objects.aget(pk=run_id)
+    assert reply.status == "completed" and reply.content == TEXT
+
+
+@hsettings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(min_value=1, max_value=60), min_size=6, max_size=10))
+def test_resuming_on_the_other_worker_at_any_cut_loses_and_repeats_nothing(cluster, standin, cuts) -> None:
+    """Each subscriber leaves after sequence number `cut` and resumes on the other worker
+    with that number, while the run is live or after it has ended."""
+    standin.script(Reply(text=TEXT, tps=120))
+
+    async def scenario() -> None:
+        run_id = await start_run(cluster, cluster.a, flush_ms=5)
+
+        async def hop(index: int, cut: int) -> str:
+            first, second = (cluster.a, cluster.b) if index % 2 else (cluster.b, cluster.a)
+            head = await read_events(cluster, first, run_id, until_seq=cut)
+            last = head[-1]["seq"]
+            tail = await read_events(cluster, second, run_id, after=last)
+            assert all(e["seq"] > last for e in tail)
+            seqs = [e["seq"] for e in head + tail]
+            assert seqs == list(range(1, len(seqs) + 1))
+            return text_of(head + tail)
+
+        texts = await asyncio.gather(*(hop(i, cut) for i, cut in enumerate(cuts)))
+        assert texts == [TEXT] * len(cuts)
+
+    asyncio.run(scenario())
+
+
+async def test_stop_sent_to_worker_b_stops_the_run_on_worker_a(cluster, standin) -> None:
+    standin.script(Reply(tokens=[f"w{i} " for i in range(400)], tps=40))
+    run_id = await start_run(cluster, cluster.a)
+
+    async def stop_soon() -> None:
+        await asyncio.to_thread(standin.wait_for, lambda reqs: reqs and reqs[0].tokens_sent >= 10)
+        async with cluster.client(cluster.b) as client:
+            response = await client.post(f"/api/runs/{run_id}/stop", json={})
+            assert response.status_code == 202
+
+    on_a, on_b, _ = await asyncio.gather(
+        read_events(cluster, cluster.a, run_id), read_events(cluster, cluster.b, run_id), stop_soon()
+    )
+    assert on_a[-1]["type"] == on_b[-1]["type"] == "stopped"
+    record = await asyncio.to_thread(standin.wait_closed_early, 0, 5)
+    assert record.stream_closed_early and record.tokens_sent < 400
+    reply = await Message.objects.aget(pk=run_id)
+    assert reply.status == "stopped"
+    assert reply.content == text_of(on_a) == text_of(on_b)
+    assert 10 <= reply.token_count < 400
+
+
+async def test_killing_the_producing_worker_ends_the_run_interrupted(cluster, standin) -> None:
+    standin.script(Reply(tokens=[f"w{i} " for i in range(400)], tps=40))
+    run_id = await start_run(cluster, cluster.a)
+    follower = asyncio.create_task(read_events(cluster, cluster.b, run_id))
+    await asyncio.to_thread(standin.wait_for, lambda reqs: reqs and reqs[0].tokens_sent >= 10)
+    await asyncio.sleep(0.3)  # let some text reach the log
+    os.kill(cluster.a.process.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    got = await asyncio.wait_for(follower, timeout=15)
+    waited = time.monotonic() - killed_at
+
+    assert got[-1]["type"] == "interrupted"
+    assert waited < WORKER_TTL + 5 * REAP_INTERVAL + 2  # the bound: heartbeat TTL plus a reap
+    reply = await Message.objects.aget(pk=run_id)
+    assert reply.status == "interrupted" and reply.error
+    assert reply.content == text_of(got) and reply.content.startswith("w0 w1 w2 ")
+
+
+async def test_a_disconnect_stops_a_run_that_asked_for_it(cluster, standin) -> None:
+    standin.script(Reply(tokens=[f"w{i} " for i in range(400)], tps=40))
+    run_id = await start_run(cluster, cluster.a, cancel_on_disconnect=True)
+    got = await read_events(cluster, cluster.b, run_id, until_seq=4)
+    assert got
+    for _ in range(100):
+        reply = await Message.objects.aget(pk=run_id)
+        if reply.status != "streaming":
+            break
+        await asyncio.sleep(0.05)
+    assert reply.status == "stopped"
+    record = await asyncio.to_thread(standin.wait_closed_early, 0, 5)
+    assert record.stream_closed_early
+
+
+async def test_by_default_a_disconnect_does_not_stop_the_run(cluster, standin) -> None:
+    standin.script(Reply(tokens=[f"w{i} " for i in range(60)], tps=100))
+    run_id = await start_run(cluster, cluster.a)
+    await read_events(cluster, cluster.a, run_id, until_seq=3)
+    got = await read_events(cluster, cluster.b, run_id)
+    assert got[-1]["type"] == "completed"
+    assert text_of(got) == "".join(f"w{i} " for i in range(60))
