@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.chat_page, name="chat"),
     path("t/<uuid:thread_id>", views.chat_page, name="chat-thread"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     # The native API (docs/api.md).

@@ -35,6 +35,11 @@ async def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
+@require_GET
+async def favicon(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(status=204)
+
+
 @login_required
 async def chat_page(request: HttpRequest, thread_id: object = None) -> HttpResponse:
     user = await request.auser()
