@@ -134,6 +134,8 @@ OFFLINE_MODEL_TPS = env.float("OFFLINE_MODEL_TPS", default=40.0)
 # The chat.
 CHAT_ALLOW_GUESTS = env.bool("CHAT_ALLOW_GUESTS", default=True)
 CHAT_MAX_MESSAGE_BYTES = env.int("CHAT_MAX_MESSAGE_BYTES", default=32 * 1024)
+CHAT_MAX_CONCURRENT_RUNS = env.int("CHAT_MAX_CONCURRENT_RUNS", default=3)
+CHAT_MESSAGES_PER_MINUTE = env.int("CHAT_MESSAGES_PER_MINUTE", default=20)
 
 LOGGING = {
     "version": 1,

@@ -1,5 +1,9 @@
 """WebSocket routes."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-websocket_urlpatterns: list[URLPattern] = []
+from .consumers import StreamConsumer
+
+websocket_urlpatterns = [
+    path("ws/stream", StreamConsumer.as_asgi()),
+]

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 
 from . import agent_runtime, selectors, services
@@ -17,11 +18,19 @@ from .producer import RunOptions
 from .subscribe import RunNotFound, subscribe
 
 __all__ = [
-    "RunHandle", "RunNotFound", "RunOptions", "run_exists", "run_for_user", "run_start",
+    "RunHandle", "RunNotFound", "RunOptions", "RunRefused", "run_exists", "run_for_user", "run_start",
     "run_stop", "run_subscribe",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class RunRefused(Exception):
+    """The user may not start a run now (a per-user limit); the message says why."""
+
+    def __init__(self, message: str, *, code: str = "rate_limited") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,14 @@ class RunHandle:
 async def run_start(
     *, user: User, thread: Thread, text: str, options: RunOptions | None = None
 ) -> RunHandle:
-    """Save the user's message and a `streaming` reply, and start generating it."""
+    """Save the user's message and a `streaming` reply, and start generating it.
+
+    Raises `RunRefused` when the user is over a limit: concurrent runs
+    (`CHAT_MAX_CONCURRENT_RUNS`) or messages per minute (`CHAT_MESSAGES_PER_MINUTE`).
+    """
+    refusal = await sync_to_async(services.run_limit_reached)(user=user)
+    if refusal:
+        raise RunRefused(refusal)
     user_message, reply = await sync_to_async(services.reply_start)(
         thread=thread, text=text, model_name=agent_runtime.model_name()
     )
@@ -56,7 +72,21 @@ async def run_start(
             error="The reply could not be started.",
         )
         raise
+    await _announce(run_id, str(thread.pk))
     return RunHandle(run_id=run_id, thread_id=str(thread.pk), user_message_id=str(user_message.pk))
+
+
+async def _announce(run_id: str, thread_id: str) -> None:
+    """Tell connections watching the thread (other tabs, other devices) about the run."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(
+            f"thread.{thread_id}", {"type": "thread.run", "run_id": run_id, "thread_id": thread_id}
+        )
+    except Exception:
+        logger.warning("could not announce run %s to thread %s", run_id, thread_id, exc_info=True)
 
 
 async def run_for_user(*, user: User, run_id: object) -> Message | None:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -102,3 +103,19 @@ def replies_sweep_stale(*, older_than: float, keep: list[str], error: str) -> in
         .exclude(pk__in=keep)
         .update(status=Message.Status.INTERRUPTED, error=error, updated_at=timezone.now())
     )
+
+
+def run_limit_reached(*, user: User) -> str:
+    """Why `user` may not start a run now, or "" if they may."""
+    replies = Message.objects.filter(thread__owner=user)
+    streaming = replies.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
+    limit = settings.CHAT_MAX_CONCURRENT_RUNS
+    if streaming.count() >= limit:
+        return f"You already have {limit} replies generating; wait for one to finish or stop it."
+    per_minute = settings.CHAT_MESSAGES_PER_MINUTE
+    recent = replies.filter(
+        role=Message.Role.USER, created_at__gte=timezone.now() - timedelta(minutes=1)
+    )
+    if recent.count() >= per_minute:
+        return f"You can send at most {per_minute} messages a minute; try again shortly."
+    return ""

@@ -125,7 +125,10 @@ async def thread_messages(request: HttpRequest, thread_id: object) -> HttpRespon
         text, options = message_text(body), run_options(body)
     except BadRequest as exc:
         return json_error(str(exc))
-    handle = await runs.run_start(user=user, thread=thread, text=text, options=options)
+    try:
+        handle = await runs.run_start(user=user, thread=thread, text=text, options=options)
+    except runs.RunRefused as exc:
+        return json_error(str(exc), status=429)
     return JsonResponse(
         {
             "run_id": handle.run_id,
@@ -195,7 +198,10 @@ async def stream_message(request: HttpRequest) -> HttpResponse:
             return json_error(NOT_FOUND, status=404)
     else:
         thread = await sync_to_async(services.thread_create)(owner=user)
-    handle = await runs.run_start(user=user, thread=thread, text=text, options=options)
+    try:
+        handle = await runs.run_start(user=user, thread=thread, text=text, options=options)
+    except runs.RunRefused as exc:
+        return json_error(str(exc), status=429)
     return sse_response(
         follow_run(
             handle.run_id, 0, formatters.sse_seed_message,

@@ -64,6 +64,7 @@ class RedisEventLog:
         self.readers = (
             aioredis.Redis.from_url(url, max_connections=10_000) if fanout == "xread" else None
         )
+        self.xread_tasks: set[asyncio.Task[None]] = set()
 
     # The log.
 
@@ -129,19 +130,26 @@ class RedisEventLog:
             # Start at the top as of now: anything later is read live, the rest is backlog.
             top = await self.readers.xrevrange(key, count=1)
             last_id = top[0][0] if top else b"0-0"
+            stopped = asyncio.Event()
             task = asyncio.create_task(
-                self._xread_loop(key, last_id, inbox), name=f"redis-xread-{run_id}"
+                self._xread_loop(key, last_id, inbox, stopped), name=f"redis-xread-{run_id}"
             )
+            self.xread_tasks.add(task)
+            task.add_done_callback(self.xread_tasks.discard)
             try:
                 yield inbox
             finally:
+                # Not awaited: on Python 3.11 a cancel that lands while redis-py sends a
+                # command can be swallowed (asyncio.wait_for), and the read then blocks for
+                # up to XREAD_BLOCK_MS; the loop sees `stopped` and ends by itself.
+                stopped.set()
                 task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
 
-    async def _xread_loop(self, key: str, last_id: bytes, inbox: Inbox) -> None:
+    async def _xread_loop(
+        self, key: str, last_id: bytes, inbox: Inbox, stopped: asyncio.Event
+    ) -> None:
         assert self.readers is not None
-        while True:
+        while not stopped.is_set():
             try:
                 result = await self.readers.xread({key: last_id}, block=XREAD_BLOCK_MS)
             except asyncio.CancelledError:
@@ -263,5 +271,9 @@ class RedisEventLog:
         with contextlib.suppress(RedisError, RuntimeError):
             await self.pubsub.aclose()
         await self.redis.aclose()
+        for task in list(self.xread_tasks):
+            task.cancel()
+        if self.xread_tasks:
+            await asyncio.wait(self.xread_tasks, timeout=XREAD_BLOCK_MS / 1000 + 1)
         if self.readers is not None:
             await self.readers.aclose()
