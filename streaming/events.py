@@ -25,10 +25,13 @@ class Event(TypedDict):
     # started
     thread_id: NotRequired[str]
     model: NotRequired[str]
-    # delta: `text` holds `tokens` model deltas; `token_count` is the running total.
+    # delta: `text` holds `tokens` model deltas; `token_count` is the running total;
+    # `elapsed` is seconds since the run started; the first delta has `ttft_seconds`.
     text: NotRequired[str]
     tokens: NotRequired[int]
     token_count: NotRequired[int]
+    elapsed: NotRequired[float]
+    ttft_seconds: NotRequired[float]
     # metrics, and every terminal event
     metrics: NotRequired[Metrics]
     # failed, interrupted
@@ -43,11 +46,17 @@ def started(run_id: str, seq: int, *, thread_id: str, model: str) -> Event:
     return {"run_id": run_id, "seq": seq, "type": "started", "thread_id": thread_id, "model": model}
 
 
-def delta(run_id: str, seq: int, *, text: str, tokens: int, token_count: int) -> Event:
-    return {
+def delta(
+    run_id: str, seq: int, *, text: str, tokens: int, token_count: int, elapsed: float = 0.0,
+    ttft_seconds: float | None = None,
+) -> Event:
+    event: Event = {
         "run_id": run_id, "seq": seq, "type": "delta", "text": text, "tokens": tokens,
-        "token_count": token_count,
+        "token_count": token_count, "elapsed": round(elapsed, 4),
     }
+    if ttft_seconds is not None:
+        event["ttft_seconds"] = round(ttft_seconds, 4)
+    return event
 
 
 def metrics(run_id: str, seq: int, *, values: Metrics) -> Event:

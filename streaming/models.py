@@ -69,6 +69,11 @@ class Message(models.Model):
     token_count = models.PositiveIntegerField(default=0)
     duration_seconds = models.FloatField(null=True, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
+    # A client's id for the reply, scoped to its user ("<user id>:<id>"): a retried request
+    # with the same id attaches to this reply instead of starting another.
+    client_id = models.CharField(
+        max_length=300, null=True, blank=True, unique=True, editable=False
+    )
 
     class Meta:
         ordering = ["created_at"]

@@ -94,12 +94,16 @@ class Producer:
         return self.seq
 
     def _emit_delta(self, text: str, count: int) -> None:
-        self.progress.parts.append(text)
-        self.progress.tokens += count
+        progress = self.progress
+        first = not progress.parts
+        progress.parts.append(text)
+        progress.tokens += count
+        ttft = progress.first_token_at - progress.started if first and progress.first_token_at else None
         self._push(
             events.delta(
                 self.run_id, self._next_seq(), text=text, tokens=count,
-                token_count=self.progress.tokens,
+                token_count=progress.tokens, elapsed=time.monotonic() - progress.started,
+                ttft_seconds=ttft,
             )
         )
 

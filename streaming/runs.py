@@ -1,6 +1,7 @@
 """The run API every transport uses: start a run, find one the requester may see, follow
 it with `run_subscribe(run_id, after_seq)`, and stop it from any worker."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -41,7 +42,12 @@ class RunHandle:
 
 
 async def run_start(
-    *, user: User, thread: Thread, text: str, options: RunOptions | None = None
+    *,
+    user: User,
+    thread: Thread,
+    text: str,
+    options: RunOptions | None = None,
+    client_id: str | None = None,
 ) -> RunHandle:
     """Save the user's message and a `streaming` reply, and start generating it.
 
@@ -52,7 +58,7 @@ async def run_start(
     if refusal:
         raise RunRefused(refusal)
     user_message, reply = await sync_to_async(services.reply_start)(
-        thread=thread, text=text, model_name=agent_runtime.model_name()
+        thread=thread, text=text, model_name=agent_runtime.model_name(), client_id=client_id
     )
     run_id = str(reply.pk)
     try:
@@ -123,3 +129,21 @@ async def run_stop(*, run_id: str) -> None:
 async def run_cancels_on_disconnect(run_id: str) -> bool:
     meta = await event_log().meta(run_id)
     return bool(meta and meta.get("cancel_on_disconnect"))
+
+
+async def run_events_after(run_id: str, after_seq: int, *, wait: float = 0) -> list[Event] | None:
+    """The logged events after `after_seq` (waiting up to `wait` seconds for the first one),
+    or None if the run's log has expired."""
+    log = event_log()
+    found = await log.read(run_id, after_seq)
+    if found or wait <= 0:
+        return found if found or await log.exists(run_id) else None
+    try:
+        async with asyncio.timeout(wait):
+            async for _ in run_subscribe(run_id, after_seq):
+                break
+    except TimeoutError:
+        pass
+    except RunNotFound:
+        return None
+    return await log.read(run_id, after_seq)

@@ -33,8 +33,12 @@ def thread_create(*, owner: User, title: str = "", external_id: str | None = Non
 
 
 @transaction.atomic
-def reply_start(*, thread: Thread, text: str, model_name: str) -> tuple[Message, Message]:
-    """Save the user's message and an empty assistant message in state `streaming`."""
+def reply_start(
+    *, thread: Thread, text: str, model_name: str, client_id: str | None = None
+) -> tuple[Message, Message]:
+    """Save the user's message and an empty assistant message in state `streaming`.
+
+    Raises `IntegrityError` if a reply with `client_id` exists already."""
     user_message = Message.objects.create(
         thread=thread, role=Message.Role.USER, content=text, status=Message.Status.COMPLETED
     )
@@ -43,6 +47,7 @@ def reply_start(*, thread: Thread, text: str, model_name: str) -> tuple[Message,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         model_name=model_name,
+        client_id=client_id,
     )
     fields = {"updated_at": timezone.now()}
     if not thread.title:

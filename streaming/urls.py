@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import accounts, views
+from . import accounts, seed_views, views
 
 urlpatterns = [
     path("", views.chat_page, name="chat"),
@@ -14,7 +14,14 @@ urlpatterns = [
     path("api/threads/<uuid:thread_id>", views.thread_detail, name="thread"),
     path("api/threads/<uuid:thread_id>/messages", views.thread_messages, name="thread-messages"),
     path("api/runs/<uuid:run_id>/events", views.run_events, name="run-events"),
+    path("api/runs/<uuid:run_id>/poll", views.run_poll, name="run-poll"),
     path("api/runs/<uuid:run_id>/stop", views.run_stop, name="run-stop"),
-    # The seed examples' endpoints.
-    path("api/stream/message", views.stream_message, name="stream-message"),
+    # The seed examples' endpoints (docs/api.md, "Seed-compatible endpoints").
+    path("api/stream/message", seed_views.stream_message, name="stream-message"),
+    path("api/stream/buffered", seed_views.stream_buffered, name="stream-buffered"),
+    path("api/stream/resilient", seed_views.stream_resilient, name="stream-resilient"),
+    path("api/stream/chatkit", seed_views.stream_chatkit, name="stream-chatkit"),
+    path("api/stream/monitored", seed_views.stream_monitored, name="stream-monitored"),
+    path("api/stream/hybrid", seed_views.stream_hybrid, name="stream-hybrid"),
+    path("api/message/<str:message_id>", seed_views.message_poll, name="message-poll"),
 ]

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import agent_runtime, formatters, runs, selectors, services
+from .events import is_terminal
 from .http import (
     BadRequest,
     after_seq,
@@ -22,7 +23,7 @@ from .http import (
     run_options,
     sse_response,
 )
-from .models import User
+from .models import Message, User
 
 logger = logging.getLogger(__name__)
 
@@ -176,35 +177,28 @@ async def run_stop(request: HttpRequest, run_id: object) -> HttpResponse:
     return JsonResponse({"run_id": found, "stopping": True}, status=202)
 
 
-# The seed's endpoints.
+POLL_WAIT_LIMIT = 25.0
 
 
-@json_csrf
-@require_POST
-async def stream_message(request: HttpRequest) -> HttpResponse:
-    """`POST /api/stream/message {message, thread_id?}`: `{"type": "token", "token"}` events."""
-    user = await _user(request)
-    if user is None:
-        return json_error("Log in to chat.", status=401)
+@require_GET
+async def run_poll(request: HttpRequest, run_id: object) -> HttpResponse:
+    """`?after=<seq>&wait=<seconds>` → `{"events", "complete", "status"}`. With `wait`
+    (at most 25 s) the answer is held until there is something after `after`."""
+    found = await _run(request, run_id)
+    if found is None:
+        return json_error(NO_RUN, status=404)
     try:
-        body = json_body(request)
-        text, options = message_text(body), run_options(body)
-    except BadRequest as exc:
-        return json_error(str(exc))
-    thread_id = body.get("thread_id")
-    if thread_id:
-        thread = await selectors.thread_for_user(user=user, thread_id=thread_id)
-        if thread is None:
-            return json_error(NOT_FOUND, status=404)
-    else:
-        thread = await sync_to_async(services.thread_create)(owner=user)
-    try:
-        handle = await runs.run_start(user=user, thread=thread, text=text, options=options)
-    except runs.RunRefused as exc:
-        return json_error(str(exc), status=429)
-    return sse_response(
-        follow_run(
-            handle.run_id, 0, formatters.sse_seed_message,
-            on_error=error_piece({"type": "error", "run_id": handle.run_id}),
-        )
-    )
+        after = after_seq(request)
+        wait = float(request.GET.get("wait", "0"))
+    except (BadRequest, ValueError):
+        return json_error("'after' must be a sequence number and 'wait' a number of seconds.")
+    if not 0 <= wait <= POLL_WAIT_LIMIT:
+        return json_error(f"'wait' must be from 0 to {POLL_WAIT_LIMIT:g} seconds.")
+    found_events = await runs.run_events_after(found, after, wait=wait)
+    reply = await Message.objects.aget(pk=found)
+    if found_events is None:  # past the retention window
+        return JsonResponse({"events": [], "complete": True, "status": reply.status})
+    complete = bool(found_events) and is_terminal(found_events[-1])
+    if not found_events:
+        complete = reply.status != Message.Status.STREAMING
+    return JsonResponse({"events": found_events, "complete": complete, "status": reply.status})
