@@ -1,0 +1,382 @@
+"""Event-log backends: the replayable log, live delivery, retention, and the run registry,
+for the in-process memory log and the Redis log alike."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from streaming import events
+from streaming.events import Event, Metrics
+from streaming.logs.base import Inbox
+from streaming.logs.memory import MemoryEventLog
+from streaming.logs.redis import RedisEventLog, _key
+
+TEXT = "héllo 世界 🎉"
+METRICS: Metrics = {
+    "ttft_seconds": 0.25, "token_count": 3, "elapsed_seconds": 1.5, "tokens_per_second": 2.0,
+}
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def run_events(run_id: str, parts: list[str], *, end: bool = True) -> list[Event]:
+    """A run's log: `started`, one delta per part, then `completed` if `end`."""
+    log = [events.started(run_id, 1, thread_id="t-1", model="gpt-test")]
+    for index, part in enumerate(parts, start=1):
+        log.append(events.delta(run_id, index + 1, text=part, tokens=1, token_count=index))
+    if end:
+        log.append(events.terminal(run_id, len(log) + 1, type="completed", values=METRICS))
+    return log
+
+
+def deltas(run_id: str, first_seq: int, count: int) -> list[Event]:
+    return [
+        events.delta(run_id, seq, text=f"t{seq} ", tokens=1, token_count=seq)
+        for seq in range(first_seq, first_seq + count)
+    ]
+
+
+def seqs(batch: list[Event]) -> list[int]:
+    return [event["seq"] for event in batch]
+
+
+class Logs:
+    """Makes event logs of one backend for a test; closes them (and removes the Redis keys
+    of the test's runs and workers) afterwards."""
+
+    def __init__(self, backend: str, redis_url: str | None) -> None:
+        self.backend = backend
+        self.redis_url = redis_url
+        self.made: list[MemoryEventLog | RedisEventLog] = []
+        self.names: list[str] = []
+
+    def make(
+        self, *, retention: float = 600, max_events: int = 10_000
+    ) -> MemoryEventLog | RedisEventLog:
+        log: MemoryEventLog | RedisEventLog
+        if self.backend == "memory":
+            log = MemoryEventLog(retention=retention, max_events=max_events)
+        else:
+            assert self.redis_url is not None
+            log = RedisEventLog(self.redis_url, retention=retention, max_events=max_events)
+        self.made.append(log)
+        return log
+
+    def name(self) -> str:
+        """A fresh run id (or worker id), unique in the shared Redis."""
+        name = new_id()
+        self.names.append(name)
+        return name
+
+    async def close(self) -> None:
+        for log in self.made:
+            if isinstance(log, RedisEventLog) and self.names and log is self.made[0]:
+                kinds = ("log", "stop", "reap", "worker")
+                await log.redis.delete(*[_key(k, n) for k in kinds for n in self.names])
+                await log.redis.hdel(_key("active", "runs"), *self.names)
+            await log.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def logs(request: pytest.FixtureRequest) -> AsyncIterator[Logs]:
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    made = Logs(request.param, url)
+    yield made
+    await made.close()
+
+
+async def drain(inbox: Inbox, wait: float) -> list[list[Event]]:
+    """Every batch that reaches `inbox` until it has been quiet for `wait` seconds."""
+    batches = []
+    while (batch := await inbox.get(wait=wait)) is not None:
+        batches.append(batch)
+    return batches
+
+
+# The log.
+
+
+async def test_read_returns_exactly_the_events_after_a_sequence_number_in_order(logs) -> None:
+    log = logs.make()
+    run = logs.name()
+    logged = run_events(run, ["héllo", " 世界", " 🎉"])
+    await log.append(run, logged[:2])
+    await log.append(run, logged[2:4])
+    await log.append(run, logged[4:], final=True)
+    for after in range(len(logged) + 2):
+        assert await log.read(run, after) == logged[after:]
+    assert events.text_of(await log.read(run, 0)) == TEXT
+
+
+async def test_last_is_the_newest_logged_event_or_none_without_a_log(logs) -> None:
+    log = logs.make()
+    run = logs.name()
+    logged = run_events(run, [TEXT])
+    assert await log.last(run) is None
+    await log.append(run, logged[:2])
+    assert await log.last(run) == logged[1]
+    await log.append(run, logged[2:], final=True)
+    assert await log.last(run) == logged[2]
+
+
+async def test_a_run_exists_only_once_something_is_appended(logs) -> None:
+    log = logs.make()
+    run = logs.name()
+    assert await log.exists(run) is False
+    assert await log.read(run, 0) == []
+    await log.append(run, run_events(run, [], end=False))
+    assert await log.exists(run) is True
+    assert await log.exists(logs.name()) is False
+
+
+async def test_appending_the_same_events_again_does_not_duplicate_them(logs) -> None:
+    log = logs.make()
+    run = logs.name()
+    logged = run_events(run, ["a", "b", "c"])
+    await log.append(run, logged[:3])
+    await log.append(run, logged[1:3])  # a retry of part of the batch
+    await log.append(run, logged[2:4])  # a retry overlapping a new event
+    await log.append(run, logged[4:], final=True)
+    assert await log.read(run, 0) == logged
+    assert await log.read(run, 3) == logged[3:]
+
+
+async def test_multi_byte_text_is_stored_and_read_back_unchanged(logs) -> None:
+    log = logs.make()
+    run = logs.name()
+    logged = run_events(run, [TEXT, "ß\u200d👩‍💻", "\U0001f600\n\t\"'\\"])
+    logged[-1]["error"] = "Ünïcödé error — 失敗"
+    await log.append(run, logged, final=True)
+    assert await log.read(run, 0) == logged
+
+
+# Live delivery.
+
+
+async def test_listen_delivers_each_appended_batch_to_every_listener_until_the_context_exits(
+    logs,
+) -> None:
+    log = logs.make()
+    run, other_run = logs.name(), logs.name()
+    logged = run_events(run, ["héllo", " 世界", " 🎉"])
+    await log.append(run, logged[:1])  # before anyone listens: not delivered
+    async with log.listen(run) as first, log.listen(run) as second:
+        await log.append(run, logged[1:3])
+        await log.append(other_run, run_events(other_run, ["x"]))
+        await log.append(run, logged[3:], final=True)
+        for inbox in (first, second):
+            assert await drain(inbox, wait=0.3) == [logged[1:3], logged[3:]]
+    assert run not in log.listeners
+    async with log.listen(run) as third:
+        pass
+    await log.append(run, deltas(run, 10, 2))
+    await asyncio.sleep(0.2)
+    for inbox in (first, second, third):
+        assert inbox.queue.empty()
+
+
+async def test_listen_receives_batches_appended_through_another_redis_connection(
+    redis_url: str,
+) -> None:
+    writer_logs, reader_logs = Logs("redis", redis_url), Logs("redis", redis_url)
+    writer, reader = writer_logs.make(), reader_logs.make()
+    run = writer_logs.name()
+    logged = run_events(run, [TEXT])
+    try:
+        async with reader.listen(run) as inbox:
+            await writer.append(run, logged[:2])
+            await writer.append(run, logged[2:], final=True)
+            assert await drain(inbox, wait=0.3) == [logged[:2], logged[2:]]
+    finally:
+        await writer_logs.close()
+        await reader_logs.close()
+
+
+# Retention and size.
+
+
+async def test_an_ended_log_expires_after_its_retention_and_a_live_one_does_not(logs) -> None:
+    log = logs.make(retention=1)
+    ended, live = logs.name(), logs.name()
+    await log.append(ended, run_events(ended, ["a"])[:2])
+    await log.append(ended, run_events(ended, ["a"])[2:], final=True)
+    await log.append(live, run_events(live, ["a"], end=False))
+    assert await log.exists(ended) is True
+    await asyncio.sleep(1.6)
+    assert await log.exists(ended) is False
+    assert await log.read(ended, 0) == []
+    assert await log.exists(live) is True
+    assert seqs(await log.read(live, 0)) == [1, 2]
+
+
+async def test_redis_log_lives_a_day_while_running_and_retention_seconds_once_ended(
+    redis_url: str,
+) -> None:
+    made = Logs("redis", redis_url)
+    log = made.make(retention=30)
+    run = made.name()
+    try:
+        await log.append(run, run_events(run, ["a"], end=False))
+        assert 30 < await log.redis.ttl(_key("log", run)) <= 24 * 3600
+        await log.append(run, run_events(run, ["a"])[2:], final=True)
+        assert 0 < await log.redis.ttl(_key("log", run)) <= 30
+    finally:
+        await made.close()
+
+
+async def test_memory_log_keeps_only_the_newest_max_events() -> None:
+    log = MemoryEventLog(retention=600, max_events=10)
+    run = new_id()
+    for first in range(1, 1001, 7):
+        await log.append(run, deltas(run, first, min(7, 1001 - first)))
+    assert seqs(await log.read(run, 0)) == list(range(991, 1001))
+    assert seqs(await log.read(run, 995)) == list(range(996, 1001))
+    assert await log.read(run, 1000) == []
+
+
+async def test_redis_log_length_stays_bounded_by_max_events(redis_url: str) -> None:
+    made = Logs("redis", redis_url)
+    log = made.make(max_events=10)
+    run = made.name()
+    try:
+        for first in range(1, 1001, 7):
+            await log.append(run, deltas(run, first, min(7, 1001 - first)))
+        length = await log.redis.xlen(_key("log", run))
+        assert 10 <= length <= 10 + 100
+        kept = seqs(await log.read(run, 0))
+        assert kept == list(range(1001 - length, 1001))
+    finally:
+        await made.close()
+
+
+# The registry.
+
+
+async def test_registry_holds_a_runs_meta_until_it_is_unregistered(logs) -> None:
+    log = logs.make()
+    run = logs.name()
+    meta = {"worker": "w1", "owner": 7, "thread": "t-1", "cancel_on_disconnect": True}
+    assert await log.meta(run) is None
+    await log.register(run, meta)
+    assert await log.meta(run) == meta
+    await log.unregister(run)
+    assert await log.meta(run) is None
+    await log.unregister(run)  # a second unregister is harmless
+    assert await log.meta(run) is None
+
+
+async def test_a_stop_request_is_recorded_until_the_run_is_unregistered(logs) -> None:
+    log = logs.make()
+    run, other = logs.name(), logs.name()
+    await log.register(run, {"worker": "w1"})
+    await log.register(other, {"worker": "w1"})
+    assert await log.stop_requested(run) is False
+    await log.request_stop(run)
+    assert await log.stop_requested(run) is True
+    assert await log.stop_requested(other) is False
+    await log.unregister(run)
+    await log.unregister(other)
+    assert await log.stop_requested(run) is False
+
+
+async def test_watch_stops_calls_back_with_the_stopped_run_id(logs) -> None:
+    log = logs.make()
+    run, other = logs.name(), logs.name()
+    heard: list[str] = []
+    mine = asyncio.Event()
+
+    def on_stop(run_id: str) -> None:
+        if run_id in (run, other):  # the shared Redis may carry others' stop requests
+            heard.append(run_id)
+            if run_id == run:
+                mine.set()
+
+    await log.watch_stops(on_stop)
+    await log.register(run, {"worker": "w1"})
+    await log.request_stop(run)
+    async with asyncio.timeout(5):
+        await mine.wait()
+    assert heard == [run]
+    await log.unregister(run)
+
+
+async def test_a_stop_requested_from_another_worker_reaches_the_watcher(redis_url: str) -> None:
+    made = Logs("redis", redis_url)
+    watcher, requester = made.make(), made.make()
+    run = made.name()
+    heard = asyncio.Event()
+    await watcher.watch_stops(lambda run_id: heard.set() if run_id == run else None)
+    try:
+        await requester.register(run, {"worker": "w1"})
+        await requester.request_stop(run)
+        async with asyncio.timeout(5):
+            await heard.wait()
+        assert await watcher.stop_requested(run) is True
+        await requester.unregister(run)
+    finally:
+        await made.close()
+
+
+async def test_a_run_is_orphaned_exactly_while_its_worker_has_no_live_heartbeat(
+    redis_url: str,
+) -> None:
+    made = Logs("redis", redis_url)
+    log = made.make()
+    run, worker, live_worker = made.name(), made.name(), made.name()
+    live_run = made.name()
+    try:
+        await log.heartbeat(worker, 0.5)
+        await log.heartbeat(live_worker, 60)
+        await log.register(run, {"worker": worker, "owner": 1})
+        await log.register(live_run, {"worker": live_worker, "owner": 1})
+        orphans = await log.orphaned_runs()
+        assert run not in orphans and live_run not in orphans
+        await asyncio.sleep(0.75)  # the 0.5 s heartbeat lapses
+        orphans = await log.orphaned_runs()
+        assert run in orphans and live_run not in orphans
+        await log.heartbeat(worker, 60)  # the worker is back
+        assert run not in await log.orphaned_runs()
+        await log.unregister(run)
+        await log.redis.delete(_key("worker", worker))
+        assert run not in await log.orphaned_runs()  # an unregistered run is never orphaned
+    finally:
+        await made.close()
+
+
+async def test_memory_log_never_reports_orphans_and_always_grants_claims() -> None:
+    log = MemoryEventLog(retention=600, max_events=100)
+    run = new_id()
+    await log.register(run, {"worker": "w1"})
+    assert await log.orphaned_runs() == []
+    assert await log.claim(run, 60) is True
+    assert await log.claim(run, 60) is True
+
+
+async def test_only_the_first_claim_on_a_run_succeeds(redis_url: str) -> None:
+    made = Logs("redis", redis_url)
+    one, two = made.make(), made.make()
+    run = made.name()
+    try:
+        assert await one.claim(run, 60) is True
+        assert await two.claim(run, 60) is False
+        assert await one.claim(run, 60) is False
+        assert await one.claim(made.name(), 60) is True
+    finally:
+        await made.close()
+
+
+async def test_a_claim_can_be_taken_again_once_it_lapses(redis_url: str) -> None:
+    made = Logs("redis", redis_url)
+    log = made.make()
+    run = made.name()
+    try:
+        assert await log.claim(run, 0.3) is True
+        assert await log.claim(run, 0.3) is False
+        await asyncio.sleep(0.5)
+        assert await log.claim(run, 60) is True
+    finally:
+        await made.close()
