@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import SyncToAsync
 from django.db import connection, connections
 
 from tests.standin import StandinServer
@@ -30,7 +30,8 @@ def _close_async_db_connections() -> Iterator[None]:
     """Close the connection that async ORM calls opened in asgiref's worker thread, which
     would otherwise keep the test database from being dropped."""
     yield
-    async_to_sync(sync_to_async(connections.close_all))()
+    # Async tests run sync_to_async work on asgiref's single shared thread: close there.
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +74,7 @@ class DaphneServer:
     """A daphne process serving the project on a free loopback port."""
 
     def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(f"/tmp/chat-daphne-{self.port}.log")
@@ -97,6 +99,9 @@ class DaphneServer:
             time.sleep(0.1)
         raise RuntimeError(f"daphne did not start:\n{self.log.read_text()}")
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -107,25 +112,30 @@ class DaphneServer:
                 self.process.wait()
 
 
+def daphne_env(**overrides: str) -> dict[str, str]:
+    """The environment for a daphne process on the test database."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"}
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="chatproject.settings",
+        DATABASE_URL=test_database_url(),
+        OFFLINE_MODEL_TPS="0",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
 @pytest.fixture
 def daphne_server(transactional_db) -> Iterator[Callable[..., DaphneServer]]:
     """Start daphne processes on the test database: `daphne_server(**env_overrides)`."""
     servers: list[DaphneServer] = []
 
     def start(**overrides: str) -> DaphneServer:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if key not in {"REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"}
-        }
-        env.update(
-            DJANGO_SETTINGS_MODULE="chatproject.settings",
-            DATABASE_URL=test_database_url(),
-            OFFLINE_MODEL_TPS="0",
-            PYTHONUNBUFFERED="1",
-        )
-        env.update(overrides)
-        server = DaphneServer(env)
+        server = DaphneServer(daphne_env(**overrides))
         servers.append(server)
         return server
 
@@ -144,7 +154,7 @@ def guest_session(base_url: str) -> httpx.Client:
     return client
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     """The Redis the suite runs against (scripts/test.sh sets TEST_REDIS_URL)."""
     url = os.environ.get("TEST_REDIS_URL")

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -15,7 +16,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from streaming.models import Message
-from tests.conftest import DaphneServer, guest_session
+from tests.conftest import DaphneServer, daphne_env, guest_session
 from tests.sse import parse_sse
 from tests.standin import Reply
 
@@ -36,20 +37,32 @@ class Cluster:
         return httpx.AsyncClient(base_url=server.url, cookies=self.cookies, timeout=30)
 
 
+@pytest.fixture(scope="module")
+def workers(django_db_setup, django_db_blocker, standin_server, redis_url) -> Iterator[list[DaphneServer]]:
+    """Two workers shared by this module's tests (a test that kills one gets it back)."""
+    with django_db_blocker.unblock():
+        env = daphne_env(
+            REDIS_URL=redis_url,
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=standin_server.base_url,
+            AGENT_MODEL="gpt-test",
+            STREAM_WORKER_TTL=str(WORKER_TTL),
+            STREAM_REAP_INTERVAL=str(REAP_INTERVAL),
+            STREAM_IDLE_CHECK_SECONDS="1",
+        )
+    servers = [DaphneServer(env), DaphneServer(env)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
 @pytest.fixture
-def cluster(daphne_server, standin, redis_url) -> Cluster:
-    env = {
-        "REDIS_URL": redis_url,
-        "OPENAI_API_KEY": "sk-test",
-        "OPENAI_BASE_URL": standin.base_url,
-        "AGENT_MODEL": "gpt-test",
-        "STREAM_WORKER_TTL": str(WORKER_TTL),
-        "STREAM_REAP_INTERVAL": str(REAP_INTERVAL),
-        "STREAM_IDLE_CHECK_SECONDS": "1",
-    }
-    a, b = daphne_server(**env), daphne_server(**env)
-    session = guest_session(a.url)  # the session lives in the database: it works on both
-    return Cluster(a=a, b=b, cookies=session.cookies)
+def cluster(workers, standin, transactional_db) -> Cluster:
+    for index, server in enumerate(workers):
+        if not server.alive():
+            workers[index] = DaphneServer(server.env)
+    session = guest_session(workers[0].url)  # sessions live in the database: valid on both
+    return Cluster(a=workers[0], b=workers[1], cookies=session.cookies)
 
 
 async def start_run(cluster: Cluster, server: DaphneServer, **body) -> str:
@@ -189,3 +202,21 @@ async def test_by_default_a_disconnect_does_not_stop_the_run(cluster, standin) -
     got = await read_events(cluster, cluster.b, run_id)
     assert got[-1]["type"] == "completed"
     assert text_of(got) == "".join(f"w{i} " for i in range(60))
+
+
+@pytest.mark.parametrize(
+    "reply, error, partial",
+    [
+        (Reply(error_status=429), "rate-limiting requests (HTTP 429)", ""),
+        (Reply(error_status=500), "returned an error (HTTP 500)", ""),
+        (Reply(tokens=["a ", "b ", "c ", "d ", "e "], tps=50, drop_after=3), "connection to the model provider was lost", "a b c "),
+    ],
+)
+async def test_model_errors_reach_subscribers_on_the_other_worker(cluster, standin, reply, error, partial) -> None:
+    standin.script(reply)
+    run_id = await start_run(cluster, cluster.a)
+    got = await read_events(cluster, cluster.b, run_id)
+    assert got[-1]["type"] == "failed" and error in got[-1]["error"]
+    assert text_of(got) == partial
+    stored = await Message.objects.aget(pk=run_id)
+    assert stored.status == "failed" and error in stored.error and stored.content == partial
