@@ -14,11 +14,10 @@ import json
 import logging
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import runs, selectors, services
+from . import runs, selectors
 from .events import is_terminal
 from .formatters import seed_message
 from .guests import guest_user_create
@@ -102,15 +101,13 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def command_start(self, body: dict[str, Any]) -> None:
         assert self.user is not None
         text, options = message_text(body), run_options(body)
-        thread_id = body.get("thread_id")
+        thread_id, thread = body.get("thread_id"), None
         if thread_id:
             thread = await selectors.thread_for_user(user=self.user, thread_id=thread_id)
             if thread is None:
                 raise BadRequest("No such conversation.")
-        else:
-            thread = await sync_to_async(services.thread_create)(owner=self.user)
-        await self._watch(str(thread.pk))
         handle = await runs.run_start(user=self.user, thread=thread, text=text, options=options)
+        await self._watch(handle.thread_id)
         self._follow(handle.run_id, 0)
 
     async def command_subscribe(self, body: dict[str, Any]) -> None:

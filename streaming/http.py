@@ -51,8 +51,12 @@ def message_text(body: dict[str, Any]) -> str:
     text = body.get("message")
     if not isinstance(text, str) or not text.strip():
         raise BadRequest("'message' is required and must be a non-empty string.")
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError as exc:  # a lone surrogate, which JSON allows
+        raise BadRequest("'message' is not valid Unicode text.") from exc
     limit = settings.CHAT_MAX_MESSAGE_BYTES
-    if len(text.encode()) > limit:
+    if size > limit:
         raise BadRequest(f"'message' is larger than the limit of {limit} bytes.")
     return text
 
@@ -84,13 +88,15 @@ def run_options(body: dict[str, Any], **defaults: Any) -> RunOptions:
 def after_seq(request: HttpRequest) -> int:
     """Where to resume: the `Last-Event-ID` header, else `?after=`, else 0 (the start)."""
     raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
+    value = whole_number(raw)
+    if value is None:
         raise BadRequest("'after' (or Last-Event-ID) must be a sequence number of 0 or more.")
     return value
+
+
+def whole_number(raw: str) -> int | None:
+    """`raw` as a number of 0 or more written in ASCII digits, else None."""
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 def _same_site(request: HttpRequest) -> bool:

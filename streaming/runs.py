@@ -44,12 +44,13 @@ class RunHandle:
 async def run_start(
     *,
     user: User,
-    thread: Thread,
+    thread: Thread | None,
     text: str,
     options: RunOptions | None = None,
     client_id: str | None = None,
 ) -> RunHandle:
-    """Save the user's message and a `streaming` reply, and start generating it.
+    """Save the user's message and a `streaming` reply (in a new thread if `thread` is
+    None), and start generating it.
 
     Raises `RunRefused` when the user is over a limit: concurrent runs
     (`CHAT_MAX_CONCURRENT_RUNS`) or messages per minute (`CHAT_MESSAGES_PER_MINUTE`).
@@ -58,8 +59,10 @@ async def run_start(
     if refusal:
         raise RunRefused(refusal)
     user_message, reply = await sync_to_async(services.reply_start)(
-        thread=thread, text=text, model_name=agent_runtime.model_name(), client_id=client_id
+        thread=thread, owner=user, text=text, model_name=agent_runtime.model_name(),
+        client_id=client_id,
     )
+    thread = reply.thread
     run_id = str(reply.pk)
     try:
         history = await selectors.thread_history(thread=thread)

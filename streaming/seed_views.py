@@ -9,12 +9,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import events, formatters, runs, selectors, services
+from . import events, formatters, runs, selectors
 from .http import (
     BadRequest,
     error_piece,
@@ -25,6 +24,7 @@ from .http import (
     message_text,
     run_options,
     sse_response,
+    whole_number,
 )
 from .logs import event_log
 from .models import Message, Thread, User
@@ -58,24 +58,13 @@ async def _start(
 ) -> str:
     """Start a run (in a new thread unless given); return its id. A `client_id` that
     already has a reply returns that reply's run instead of starting another."""
-    if thread is None:
-        thread = await sync_to_async(services.thread_create)(owner=user)
-        created = True
-    else:
-        created = False
     try:
         handle = await runs.run_start(
             user=user, thread=thread, text=text, options=options, client_id=client_id
         )
     except IntegrityError:  # a concurrent retry with the same id won the race
-        if created:
-            await thread.adelete()
         existing = await Message.objects.aget(client_id=client_id)
         return str(existing.pk)
-    except runs.RunRefused:
-        if created:
-            await thread.adelete()
-        raise
     return handle.run_id
 
 
@@ -126,9 +115,10 @@ def _resume_point(request: HttpRequest, body: dict[str, Any]) -> int | dict[str,
     """A retry resumes after `Last-Event-ID` (a seq) or after `token_count` tokens."""
     header = request.headers.get("Last-Event-ID")
     if header:
-        if not header.isdigit():
+        seq = whole_number(header)
+        if seq is None:
             raise BadRequest("Last-Event-ID must be a sequence number.")
-        return int(header)
+        return seq
     count = body.get("token_count")
     if count is None:
         return 0
@@ -242,8 +232,8 @@ async def message_poll(request: HttpRequest, message_id: str) -> HttpResponse:
     reply = user and await Message.objects.filter(client_id=_client_key(user, message_id)).afirst()
     if not reply:
         return json_error("No such message.", status=404, message_id=message_id)
-    after = request.GET.get("after", "0")
-    if not after.isdigit():
+    after = whole_number(request.GET.get("after", "0"))
+    if after is None:
         return json_error("'after' must be a whole number of 0 or more.", message_id=message_id)
     logged = await event_log().read(str(reply.pk), 0)
     if logged:
@@ -254,7 +244,7 @@ async def message_poll(request: HttpRequest, message_id: str) -> HttpResponse:
         status = reply.status
     return JsonResponse(
         {
-            "message_id": message_id, "tokens": tokens[int(after) :],
+            "message_id": message_id, "tokens": tokens[after:],
             "complete": status != "streaming", "status": status,
         }
     )

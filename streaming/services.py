@@ -34,11 +34,19 @@ def thread_create(*, owner: User, title: str = "", external_id: str | None = Non
 
 @transaction.atomic
 def reply_start(
-    *, thread: Thread, text: str, model_name: str, client_id: str | None = None
+    *,
+    thread: Thread | None,
+    owner: User,
+    text: str,
+    model_name: str,
+    client_id: str | None = None,
 ) -> tuple[Message, Message]:
-    """Save the user's message and an empty assistant message in state `streaming`.
+    """Save the user's message and an empty assistant message in state `streaming`, in
+    `thread` or a new thread of `owner`'s.
 
-    Raises `IntegrityError` if a reply with `client_id` exists already."""
+    Raises `IntegrityError` (and saves nothing) if a reply with `client_id` exists."""
+    if thread is None:
+        thread = Thread.objects.create(owner=owner)
     user_message = Message.objects.create(
         thread=thread, role=Message.Role.USER, content=text, status=Message.Status.COMPLETED
     )
