@@ -22,7 +22,6 @@ from .producer import RunOptions
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 15.0
 BUFFER_SIZE_RANGE = (1, 1000)
 FLUSH_MS_RANGE = (0, 5000)
 
@@ -155,7 +154,7 @@ async def follow_run(
     try:
         while True:
             try:
-                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                async with asyncio.timeout(settings.STREAM_SSE_HEARTBEAT_SECONDS):
                     item = await queue.get()
             except TimeoutError:
                 yield HEARTBEAT

@@ -437,3 +437,15 @@ async def test_json_posts_need_no_csrf_token_unless_cross_site(settings) -> None
         headers={"X-CSRFToken": token},
     )
     assert response.status_code == 400 and "not valid JSON" in json.loads(response.content)["error"]
+
+
+async def test_a_quiet_stream_sends_heartbeat_comments(standin, settings) -> None:
+    settings.STREAM_SSE_HEARTBEAT_SECONDS = 0.2
+    standin.script(Reply(text="late reply", first_token_delay=0.9))
+    client = await guest()
+    started = await start(client)
+    response = await client.get(f"/api/runs/{started['run_id']}/events")
+    chunks = await pieces(response)
+    assert chunks.count(b": ping\n\n") >= 2
+    got = sse_ids([c for c in chunks if c != b": ping\n\n"])
+    assert text_of([event for _, event in got]) == "late reply"
