@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.request import split_domain_port, validate_host
 from django.middleware.csrf import CsrfViewMiddleware
@@ -138,6 +140,9 @@ async def follow_run(
 ) -> AsyncIterator[bytes]:
     """A run's events as SSE pieces, with a heartbeat comment when it is quiet. If the
     client leaves before the end and the run asked for it, the run is stopped."""
+    # The stream needs no database: give the request's connection back now, or every open
+    # stream would hold one until it ends.
+    await sync_to_async(connections.close_all)()
     yield sse_preamble()
     queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
 

@@ -38,7 +38,9 @@ class RunManager:
         self.producers: dict[str, Producer] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.chores: asyncio.Task[None] | None = None
+        self.beats: asyncio.Task[None] | None = None
         self.log: EventLog | None = None
+        self.suspects: dict[str, float] = {}  # orphaned-looking run -> when first seen so
 
     async def ensure_started(self) -> None:
         if self.chores is not None and not self.chores.done():
@@ -46,7 +48,20 @@ class RunManager:
         self.log = event_log()
         await self.log.watch_stops(self.stop_local)
         await self.log.heartbeat(self.worker_id, settings.STREAM_WORKER_TTL)
+        self.beats = detached_task(self._heartbeats(), name="run-manager-heartbeats")
         self.chores = detached_task(self._chores(), name="run-manager-chores")
+
+    async def _heartbeats(self) -> None:
+        """Say this worker is alive, on a task of its own so that busy chores never delay it."""
+        while True:
+            await asyncio.sleep(settings.STREAM_WORKER_TTL / 4)
+            try:
+                assert self.log is not None
+                await self.log.heartbeat(self.worker_id, settings.STREAM_WORKER_TTL)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("heartbeat failed; retrying", exc_info=True)
 
     async def start(
         self, *, run_id: str, thread_id: str, owner_id: int, input: list[Any], options: RunOptions
@@ -94,13 +109,9 @@ class RunManager:
             await asyncio.sleep(interval)
             try:
                 assert self.log is not None
-                await self.log.heartbeat(self.worker_id, settings.STREAM_WORKER_TTL)
-                for run_id in list(self.producers):
-                    if await self.log.stop_requested(run_id):
-                        self.stop_local(run_id)
-                for run_id in await self.log.orphaned_runs():
-                    if run_id not in self.producers and await self.log.claim(run_id, 60):
-                        await run_reap(run_id, log=self.log)
+                for run_id in await self.log.stops_requested(list(self.producers)):
+                    self.stop_local(run_id)
+                await self._reap_orphans()
                 now = time.monotonic()
                 if now - last_touch >= TOUCH_SECONDS and self.producers:
                     last_touch = now
@@ -116,6 +127,18 @@ class RunManager:
             except Exception:
                 logger.exception("run manager chores failed; retrying")
 
+    async def _reap_orphans(self) -> None:
+        """Reap runs whose worker has been silent for a further heartbeat TTL (a worker
+        that is only slow gets that long to speak again before its runs are ended)."""
+        assert self.log is not None
+        now = time.monotonic()
+        orphans = set(await self.log.orphaned_runs()) - set(self.producers)
+        self.suspects = {run: self.suspects.get(run, now) for run in orphans}
+        for run_id, since in list(self.suspects.items()):
+            if now - since >= settings.STREAM_WORKER_TTL and await self.log.claim(run_id, 60):
+                del self.suspects[run_id]
+                await run_reap(run_id, log=self.log)
+
     async def shutdown(self) -> None:
         """Cancel this worker's runs (each ends `interrupted`) and its chores."""
         for task in list(self.tasks.values()):
@@ -123,10 +146,11 @@ class RunManager:
         for task in list(self.tasks.values()):
             with contextlib.suppress(BaseException):
                 await task
-        if self.chores is not None:
-            self.chores.cancel()
-            with contextlib.suppress(BaseException):
-                await self.chores
+        for chore in (self.chores, self.beats):
+            if chore is not None:
+                chore.cancel()
+                with contextlib.suppress(BaseException):
+                    await chore
 
 
 async def run_reap(run_id: str, *, log: EventLog) -> None:

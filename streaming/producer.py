@@ -82,6 +82,7 @@ class Producer:
         self.result: Any = None
         self.stopping = False
         self.write_error: BaseException | None = None
+        self.ended = False  # the terminal event is queued: nothing may follow it
         self.last_checkpoint = time.monotonic()
         self.checkpointed_tokens = 0
 
@@ -170,6 +171,7 @@ class Producer:
             )
         except Exception:
             logger.exception("could not record the end of run %s", self.run_id)
+        self.ended = True
         self._push(events.terminal(self.run_id, self._next_seq(), type=status, values=values, error=error))
         with contextlib.suppress(Exception):
             await writer
@@ -184,7 +186,7 @@ class Producer:
             batch, self.outbox = self.outbox, []
             if not batch:
                 continue
-            final = events.is_terminal(batch[-1])
+            final = any(events.is_terminal(e) for e in batch)
             try:
                 await self._append(batch, final=final)
             except Exception as exc:
@@ -226,4 +228,5 @@ class Producer:
                 )
             except Exception:
                 logger.exception("run %s: checkpoint failed", self.run_id)
-            self._push(events.metrics(self.run_id, self._next_seq(), values=self.progress.metrics()))
+            if not self.ended:  # the run may have ended while the checkpoint was saved
+                self._push(events.metrics(self.run_id, self._next_seq(), values=self.progress.metrics()))

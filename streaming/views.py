@@ -5,6 +5,7 @@ import logging
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
+from django.db import connections
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -194,6 +195,8 @@ async def run_poll(request: HttpRequest, run_id: object) -> HttpResponse:
         return json_error("'after' must be a sequence number and 'wait' a number of seconds.")
     if not 0 <= wait <= POLL_WAIT_LIMIT:
         return json_error(f"'wait' must be from 0 to {POLL_WAIT_LIMIT:g} seconds.")
+    if wait:
+        await sync_to_async(connections.close_all)()  # hold no connection while waiting
     found_events = await runs.run_events_after(found, after, wait=wait)
     reply = await Message.objects.aget(pk=found)
     if found_events is None:  # past the retention window

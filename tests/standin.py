@@ -72,6 +72,9 @@ class Reply:
     error_status: int | None = None  # answer this status with an OpenAI error body instead
     error_message: str = "The stand-in server was scripted to fail."
     drop_after: int | None = None  # send N tokens, then abort the TCP connection
+    # Send, instead of the pieces, `f"{i}:{time.time():.6f} "` generated as token i is sent
+    # (as many tokens as `pieces()` has), so a receiver can measure delivery latency.
+    stamp_tokens: bool = False
 
     def pieces(self) -> list[str]:
         return list(self.tokens) if self.tokens is not None else split_tokens(self.text)
@@ -258,7 +261,10 @@ class StandinServer:
                 if reply.error_status is not None:
                     return error_response(reply.error_status, reply.error_message)
                 body = record.json if isinstance(record.json, dict) else {}
-                return await handler(Call(request, record, reply, body, reply.pieces()))
+                tokens = reply.pieces()
+                if reply.stamp_tokens:  # stamped now; streaming re-stamps each one as sent
+                    tokens = [stamp_token(i) for i in range(len(tokens))]
+                return await handler(Call(request, record, reply, body, tokens))
             finally:
                 self._update(record, done=True)
 
@@ -283,6 +289,8 @@ class StandinServer:
             start = time.monotonic() + reply.first_token_delay
             for i, token in enumerate(call.tokens[: reply.drop_after]):
                 await asyncio.sleep(max(0.0, start + i * step - time.monotonic()))
+                if reply.stamp_tokens:
+                    token = call.tokens[i] = stamp_token(i)
                 await _write(request, resp, per_token(token))
                 self._update(record, tokens_sent=i + 1)
             if reply.drop_after is not None:
@@ -363,7 +371,7 @@ class StandinServer:
             call, head,
             lambda token: event("response.output_text.delta", **at, delta=token, logprobs=[]),
             lambda: [  # built after the deltas so sequence numbers keep increasing
-                event("response.output_text.done", **at, text=text, logprobs=[]),
+                event("response.output_text.done", **at, text=_sent_text(call, part), logprobs=[]),
                 event("response.content_part.done", **at, part=part),
                 event("response.output_item.done", output_index=0, item=item),
                 event("response.completed", response=response("completed", [item], usage)),
@@ -480,6 +488,17 @@ def _pick(reqs: list[RecordedRequest], index: int, attr: str) -> RecordedRequest
     if not -len(reqs) <= index < len(reqs):
         return None
     return reqs[index] if getattr(reqs[index], attr) else None
+
+
+def stamp_token(index: int) -> str:
+    """A `stamp_tokens` token: its index and the wall-clock time it was generated."""
+    return f"{index}:{time.time():.6f} "
+
+
+def _sent_text(call: Call, part: Body) -> str:
+    """The reply text as actually sent (stamped tokens change while streaming)."""
+    part["text"] = "".join(call.tokens)
+    return part["text"]
 
 
 def _count_tokens(*parts: Any) -> int:

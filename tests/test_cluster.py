@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from django.db import connection
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -174,7 +175,8 @@ async def test_killing_the_producing_worker_ends_the_run_interrupted(cluster, st
     waited = time.monotonic() - killed_at
 
     assert got[-1]["type"] == "interrupted"
-    assert waited < WORKER_TTL + 5 * REAP_INTERVAL + 2  # the bound: heartbeat TTL plus a reap
+    # The bound: the heartbeat lapses (TTL), the silence is confirmed (TTL), a reap pass.
+    assert waited < 2 * WORKER_TTL + 5 * REAP_INTERVAL + 2
     reply = await Message.objects.aget(pk=run_id)
     assert reply.status == "interrupted" and reply.error
     assert reply.content == text_of(got) and reply.content.startswith("w0 w1 w2 ")
@@ -220,3 +222,31 @@ async def test_model_errors_reach_subscribers_on_the_other_worker(cluster, stand
     assert text_of(got) == partial
     stored = await Message.objects.aget(pk=run_id)
     assert stored.status == "failed" and error in stored.error and stored.content == partial
+
+
+async def test_open_streams_hold_no_database_connections(cluster, standin) -> None:
+    standin.script(Reply(tokens=[f"w{i} " for i in range(200)], tps=20))
+    run_id = await start_run(cluster, cluster.a)
+
+    def connections_to_test_db() -> int:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                )
+                return cursor.fetchone()[0]
+        finally:
+            connection.close()  # this thread's own connection
+
+    before = await asyncio.to_thread(connections_to_test_db)
+    followers = [
+        asyncio.create_task(read_events(cluster, server, run_id))
+        for server in (cluster.a, cluster.b) * 6
+    ]
+    await asyncio.sleep(1.5)  # all twelve streams are open and receiving
+    during = await asyncio.to_thread(connections_to_test_db)
+    async with cluster.client(cluster.b) as client:
+        await client.post(f"/api/runs/{run_id}/stop", json={})
+    results = await asyncio.gather(*followers)
+    assert all(got[-1]["type"] == "stopped" for got in results)
+    assert during - before <= 2  # at most each worker's own, not one per stream

@@ -274,13 +274,13 @@ async def test_a_stop_request_is_recorded_until_the_run_is_unregistered(logs) ->
     run, other = logs.name(), logs.name()
     await log.register(run, {"worker": "w1"})
     await log.register(other, {"worker": "w1"})
-    assert await log.stop_requested(run) is False
+    assert await log.stops_requested([run, other]) == set()
     await log.request_stop(run)
-    assert await log.stop_requested(run) is True
-    assert await log.stop_requested(other) is False
+    assert await log.stops_requested([run, other]) == {run}
+    assert await log.stops_requested([]) == set()
     await log.unregister(run)
     await log.unregister(other)
-    assert await log.stop_requested(run) is False
+    assert await log.stops_requested([run, other]) == set()
 
 
 async def test_watch_stops_calls_back_with_the_stopped_run_id(logs) -> None:
@@ -315,7 +315,7 @@ async def test_a_stop_requested_from_another_worker_reaches_the_watcher(redis_ur
         await requester.request_stop(run)
         async with asyncio.timeout(5):
             await heard.wait()
-        assert await watcher.stop_requested(run) is True
+        assert await watcher.stops_requested([run]) == {run}
         await requester.unregister(run)
     finally:
         await made.close()

@@ -175,3 +175,43 @@ async def test_a_run_whose_worker_died_is_reaped_as_interrupted(standin, use_red
     assert stored.status == "interrupted" and stored.content == "partial text"
     assert stored.token_count == 2
     assert await log.meta(run_id) is None
+
+
+async def test_nothing_follows_the_terminal_event_even_with_constant_checkpoints(standin, backend, settings) -> None:
+    """Checkpoints (and their metrics events) race the end of the run; the terminal event
+    must stay last, and the run must leave the registry."""
+    settings.STREAM_CHECKPOINT_SECONDS = 0
+    standin.script(*[Reply(tokens=[f"t{i} " for i in range(20)], tps=400) for _ in range(4)])
+    run_ids = [await start() for _ in range(4)]
+    for run_id in run_ids:
+        got = await follow(run_id)
+        for _ in range(100):  # the log and registry settle just after the terminal event
+            logged = await event_log().read(run_id, 0)
+            if await event_log().meta(run_id) is None:
+                break
+            await asyncio.sleep(0.02)
+        assert logged == got
+        assert [e["type"] for e in logged if events.is_terminal(e)] == ["completed"]
+        assert events.is_terminal(logged[-1])
+        assert await event_log().meta(run_id) is None
+
+
+async def test_a_worker_silent_for_less_than_a_ttl_keeps_its_runs(use_redis, settings) -> None:
+    settings.STREAM_REAP_INTERVAL = 0.1
+    settings.STREAM_WORKER_TTL = 1.0
+    user, thread = await make_thread()
+    reply = await Message.objects.acreate(thread=thread, role="assistant", status="streaming")
+    run_id = str(reply.pk)
+    log = event_log()
+    worker = f"slow:{uuid.uuid4().hex}"
+    await log.register(run_id, {"worker": worker, "owner": user.pk, "thread": str(thread.pk)})
+    await log.append(run_id, [events.started(run_id, 1, thread_id=str(thread.pk), model="m")])
+    await log.heartbeat(worker, 0.2)
+    await run_manager().ensure_started()
+    await asyncio.sleep(0.5)  # the heartbeat has lapsed: the run looks orphaned ...
+    assert run_id in await log.orphaned_runs()
+    await log.heartbeat(worker, 5)  # ... but the worker speaks again within a TTL
+    await asyncio.sleep(0.8)
+    assert await log.meta(run_id) is not None
+    assert (await Message.objects.aget(pk=run_id)).status == "streaming"
+    await log.unregister(run_id)

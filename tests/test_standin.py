@@ -390,6 +390,33 @@ async def test_http_control_api(server: StandinServer, client: openai.AsyncOpenA
     assert server.default_reply == Reply()
 
 
+async def test_stamp_tokens(server: StandinServer, client: openai.AsyncOpenAI) -> None:
+    await asyncio.to_thread(
+        control_script, server.base_url, {"tokens": ["x"] * 5, "tps": 50, "stamp_tokens": True}
+    )
+    stream = await client.responses.create(model="gpt-test", input="hi", stream=True)
+    deltas, done_text = [], None
+    async for event in stream:
+        if event.type == "response.output_text.delta":
+            deltas.append((event.delta, time.time()))
+        elif event.type == "response.output_text.done":
+            done_text = event.text
+    assert [d.split(":")[0] for d, _ in deltas] == ["0", "1", "2", "3", "4"]
+    stamps = [float(d.split(":")[1]) for d, _ in deltas]
+    assert all(d.endswith(" ") for d, _ in deltas)
+    assert all(
+        0 <= received - stamp < 1 for stamp, (_, received) in zip(stamps, deltas, strict=True)
+    )
+    assert stamps[-1] - stamps[0] >= 4 / 50 - 0.01  # stamped when sent, not when scripted
+    assert done_text == "".join(d for d, _ in deltas)
+    server.script(Reply(text="a b c", stamp_tokens=True))
+    chunks = await client.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+    assert [t.split(":")[0] for t in text.split()] == ["0", "1", "2"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

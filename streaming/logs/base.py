@@ -77,7 +77,8 @@ class EventLog(Protocol):
     async def request_stop(self, run_id: str) -> None:
         """Ask the run's worker, wherever it is, to stop it."""
 
-    async def stop_requested(self, run_id: str) -> bool: ...
+    async def stops_requested(self, run_ids: list[str]) -> set[str]:
+        """Which of `run_ids` have a stop requested (one round trip)."""
 
     async def watch_stops(self, callback: Callable[[str], None]) -> None:
         """Call `callback(run_id)` in this process whenever a stop is requested anywhere."""

@@ -97,8 +97,8 @@ class MemoryEventLog:
             if self.on_stop is not None:
                 self.on_stop(run_id)
 
-    async def stop_requested(self, run_id: str) -> bool:
-        return run_id in self.stops
+    async def stops_requested(self, run_ids: list[str]) -> set[str]:
+        return self.stops.intersection(run_ids)
 
     async def heartbeat(self, worker_id: str, ttl: float) -> None:
         return None

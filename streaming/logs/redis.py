@@ -244,8 +244,11 @@ class RedisEventLog:
         await self.redis.set(_key("stop", run_id), 1, ex=LIVE_TTL)
         await self.redis.publish(STOP_CHANNEL, run_id)
 
-    async def stop_requested(self, run_id: str) -> bool:
-        return bool(await self.redis.exists(_key("stop", run_id)))
+    async def stops_requested(self, run_ids: list[str]) -> set[str]:
+        if not run_ids:
+            return set()
+        flags = await self.redis.mget([_key("stop", run_id) for run_id in run_ids])
+        return {run_id for run_id, flag in zip(run_ids, flags, strict=True) if flag is not None}
 
     async def heartbeat(self, worker_id: str, ttl: float) -> None:
         await self.redis.set(_key("worker", worker_id), 1, px=int(ttl * 1000))
