@@ -71,33 +71,32 @@ def reply_checkpoint(*, message_id: object, content: str) -> None:
     )
 
 
+def _ending(*, content: str, status: str, metrics: ReplyMetrics, error: str) -> dict[str, object]:
+    return {
+        "content": content,
+        "status": status,
+        "error": error,
+        "ttft_seconds": metrics.ttft_seconds,
+        "token_count": metrics.token_count,
+        "duration_seconds": metrics.duration_seconds,
+        "tokens_per_second": metrics.tokens_per_second,
+        "updated_at": timezone.now(),
+    }
+
+
 def reply_finish(
     *, message_id: object, content: str, status: str, metrics: ReplyMetrics, error: str = ""
 ) -> None:
     """Store a reply's final text, terminal status and metrics."""
     Message.objects.filter(pk=message_id).update(
-        content=content,
-        status=status,
-        error=error,
-        ttft_seconds=metrics.ttft_seconds,
-        token_count=metrics.token_count,
-        duration_seconds=metrics.duration_seconds,
-        tokens_per_second=metrics.tokens_per_second,
-        updated_at=timezone.now(),
+        **_ending(content=content, status=status, metrics=metrics, error=error)
     )
 
 
 def reply_interrupt(*, message_id: object, content: str, metrics: ReplyMetrics, error: str) -> None:
     """End a reply whose run died, if it is still marked as streaming."""
     Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-        content=content,
-        status=Message.Status.INTERRUPTED,
-        error=error,
-        ttft_seconds=metrics.ttft_seconds,
-        token_count=metrics.token_count,
-        duration_seconds=metrics.duration_seconds,
-        tokens_per_second=metrics.tokens_per_second,
-        updated_at=timezone.now(),
+        **_ending(content=content, status=Message.Status.INTERRUPTED, metrics=metrics, error=error)
     )
 
 

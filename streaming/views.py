@@ -24,7 +24,7 @@ from .http import (
     run_options,
     sse_response,
 )
-from .models import Message, User
+from .models import Message, Thread, User
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,12 @@ async def _user(request: HttpRequest) -> User | None:
     return user if user.is_authenticated else None
 
 
+async def _thread(request: HttpRequest, thread_id: object) -> tuple[User | None, Thread | None]:
+    """The requester, and the thread if they may see it."""
+    user = await _user(request)
+    return user, user and await selectors.thread_for_user(user=user, thread_id=thread_id)
+
+
 # Threads.
 
 
@@ -95,8 +101,7 @@ def _title(body: dict, *, required: bool) -> str:
 @json_csrf
 @require_http_methods(["GET", "PATCH", "DELETE"])
 async def thread_detail(request: HttpRequest, thread_id: object) -> HttpResponse:
-    user = await _user(request)
-    thread = user and await selectors.thread_for_user(user=user, thread_id=thread_id)
+    _, thread = await _thread(request, thread_id)
     if not thread:
         return json_error(NOT_FOUND, status=404)
     if request.method == "DELETE":
@@ -115,9 +120,8 @@ async def thread_detail(request: HttpRequest, thread_id: object) -> HttpResponse
 @require_http_methods(["GET", "POST"])
 async def thread_messages(request: HttpRequest, thread_id: object) -> HttpResponse:
     """GET: the thread's messages. POST `{message, buffer_size?, flush_ms?}`: start a run."""
-    user = await _user(request)
-    thread = user and await selectors.thread_for_user(user=user, thread_id=thread_id)
-    if not thread:
+    user, thread = await _thread(request, thread_id)
+    if not thread or not user:
         return json_error(NOT_FOUND, status=404)
     if request.method == "GET":
         found = await selectors.thread_messages(thread=thread)

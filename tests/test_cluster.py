@@ -26,6 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 TEXT = "Grüße, 世界! 🎉 " + " ".join(f"token{i}" for i in range(150)) + " — fin."
 WORKER_TTL = 1.5
 REAP_INTERVAL = 0.3
+POOL_SIZE = 3  # database connections per worker
 
 
 @dataclass
@@ -50,6 +51,7 @@ def workers(django_db_setup, django_db_blocker, standin_server, redis_url) -> It
             STREAM_WORKER_TTL=str(WORKER_TTL),
             STREAM_REAP_INTERVAL=str(REAP_INTERVAL),
             STREAM_IDLE_CHECK_SECONDS="1",
+            DATABASE_POOL_SIZE=str(POOL_SIZE),
         )
     servers = [DaphneServer(env), DaphneServer(env)]
     yield servers
@@ -241,12 +243,14 @@ async def test_open_streams_hold_no_database_connections(cluster, standin) -> No
     before = await asyncio.to_thread(connections_to_test_db)
     followers = [
         asyncio.create_task(read_events(cluster, server, run_id))
-        for server in (cluster.a, cluster.b) * 6
+        for server in (cluster.a, cluster.b) * 8
     ]
-    await asyncio.sleep(1.5)  # all twelve streams are open and receiving
+    await asyncio.sleep(1.5)  # all sixteen streams are open and receiving
     during = await asyncio.to_thread(connections_to_test_db)
     async with cluster.client(cluster.b) as client:
         await client.post(f"/api/runs/{run_id}/stop", json={})
     results = await asyncio.gather(*followers)
+    # More streams than the pools hold connections: if a stream kept one, the rest would
+    # have waited for a free connection and failed.
     assert all(got[-1]["type"] == "stopped" for got in results)
-    assert during - before <= 2  # at most each worker's own, not one per stream
+    assert during - before <= 2 * POOL_SIZE
