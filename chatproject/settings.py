@@ -8,6 +8,7 @@ offline model. See `.env.example` and the README for the full table.
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -104,7 +106,16 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# The chat page's libraries, installed from npm (package-lock.json) and served from here:
+# no third-party code in the repository and no CDN.
+VENDOR_STATIC = {
+    "vendor/marked": BASE_DIR / "node_modules/marked/lib",
+    "vendor/dompurify": BASE_DIR / "node_modules/dompurify/dist",
+    "vendor/highlight": BASE_DIR / "node_modules/@highlightjs/cdn-assets",
+}
+STATICFILES_DIRS = [BASE_DIR / "static"] + [
+    (prefix, path) for prefix, path in VENDOR_STATIC.items() if path.is_dir()
+]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -115,6 +126,23 @@ STORAGES = {
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
+}
+
+# Content-Security-Policy: scripts only from this site (no inline scripts, no CDN), and
+# network access only to this site (HTTP, SSE and WebSocket). Styles may be inline for
+# the admin's sake; model output is sanitized before it reaches the page anyway.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
 }
 
 # Production hardening; every value can be relaxed from the environment behind a proxy.

@@ -4,6 +4,7 @@
 # in the environment; see the README.
 source "$(dirname "$0")/setup.sh"
 ensure_venv ""
+ensure_node_modules
 .venv/bin/python manage.py migrate --noinput
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"

@@ -39,3 +39,20 @@ ensure_venv() {
     touch "$stamp"
   fi
 }
+
+# ensure_node_modules: install the pinned front-end libraries (package-lock.json) with npm.
+ensure_node_modules() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "error: Node.js 20+ with npm is required for the chat page's libraries." >&2
+    echo "       Install it (Debian/Ubuntu: sudo apt-get install nodejs npm; macOS: brew install node)." >&2
+    exit 1
+  fi
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "==> installing front-end libraries (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error >.venv/npm.log 2>&1 || {
+      cat .venv/npm.log >&2
+      echo "error: npm ci failed (log above)." >&2
+      exit 1
+    }
+  fi
+}

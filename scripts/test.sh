@@ -3,6 +3,7 @@
 # Extra arguments go to pytest (e.g. scripts/test.sh tests/test_models.py -x).
 source "$(dirname "$0")/setup.sh"
 ensure_venv dev
+ensure_node_modules
 source scripts/services.sh
 ensure_redis
 ensure_postgres
@@ -15,5 +16,7 @@ echo "==> ruff"
 .venv/bin/ruff check .
 echo "==> migrations are up to date"
 .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null
+echo "==> JavaScript unit tests (node --test)"
+node --test tests/js/
 echo "==> pytest"
 .venv/bin/python -m pytest "$@"

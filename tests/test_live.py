@@ -30,6 +30,8 @@ def test_a_guest_opens_the_site_and_watches_the_offline_reply_stream(daphne_serv
     assert "Offline model" in page
     script = client.get("/static/chat/chat.js")
     assert script.status_code == 200 and "SSEParser" in script.text
+    library = client.get("/static/vendor/marked/marked.esm.js")
+    assert library.status_code == 200 and "export" in library.text
 
     with client.stream("POST", "/api/stream/message", json={"message": "Hi there"}) as response:
         assert response.status_code == 200
