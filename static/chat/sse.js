@@ -3,11 +3,15 @@
 export class SSEParser {
   constructor() {
     this.buffer = "";
+    this.pendingCR = false; // a read that ended in "\r" may be half of a "\r\n"
   }
 
   // Returns the events completed by `chunk`: [{id, event, data, retry}]
   push(chunk) {
-    this.buffer += chunk.replace(/\r\n?/g, "\n");
+    let text = this.pendingCR ? "\r" + chunk : chunk;
+    this.pendingCR = text.endsWith("\r");
+    if (this.pendingCR) text = text.slice(0, -1);
+    this.buffer += text.replace(/\r\n?/g, "\n");
     const events = [];
     let end;
     while ((end = this.buffer.indexOf("\n\n")) !== -1) {
