@@ -1,0 +1,599 @@
+// static/chat/client.js with fakes only: a fake clock, WebSocket, EventSource and fetch.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  ChatClient, PollTransport, RunFollower, SSETransport, WebSocketTransport, backoffDelay, normalize,
+} from "../../static/chat/client.js";
+
+const RUN = "11111111-1111-1111-1111-111111111111";
+const PIECES = ["Hel", "lo, ", "wor", "ld", "!"];
+const TEXT = PIECES.join("");
+
+// The run's native log: started, one delta per piece, completed.
+function runLog(runId = RUN, pieces = PIECES, end = "completed") {
+  const events = [{ run_id: runId, seq: 1, type: "started", thread_id: "t1", model: "m" }];
+  for (const text of pieces) events.push({ run_id: runId, seq: events.length + 1, type: "delta", text, tokens: 1 });
+  events.push({ run_id: runId, seq: events.length + 1, type: end, metrics: {}, ...(end === "failed" ? { error: "boom" } : {}) });
+  return events;
+}
+
+// The WebSocket's wire shape (streaming/formatters.py seed_message).
+function wire(event) {
+  if (event.type === "delta") return { type: "token", token: event.text, run_id: event.run_id, seq: event.seq };
+  if (event.type === "failed" || event.type === "interrupted") return { ...event, type: "error", status: event.type };
+  return event;
+}
+
+const flush = async () => {
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+
+function fakeClock() {
+  const clock = {
+    timers: [],
+    delays: [],
+    setTimeout(fn, ms) {
+      clock.delays.push(ms);
+      clock.timers.push(fn);
+      return clock.timers.length;
+    },
+    clearTimeout() {},
+    async tick() {
+      const fn = clock.timers.shift();
+      assert.ok(fn, "a timer is pending");
+      fn();
+      await flush();
+    },
+  };
+  return clock;
+}
+
+class FakeWebSocket {
+  static OPEN = 1;
+  static all = [];
+  constructor(url) {
+    Object.assign(this, { url, sent: [], readyState: 0 });
+    FakeWebSocket.all.push(this);
+  }
+  send(data) {
+    this.sent.push(JSON.parse(data));
+  }
+  close() {
+    this.readyState = 3;
+  }
+  open() {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+  fail() { // error (and close) before or after opening
+    this.readyState = 3;
+    this.onerror?.({});
+    this.onclose?.({ code: 1006 });
+  }
+  deliver(...events) {
+    for (const event of events) this.onmessage?.({ data: JSON.stringify(wire(event)) });
+  }
+}
+
+class FakeEventSource {
+  static CLOSED = 2;
+  static all = [];
+  constructor(url) {
+    Object.assign(this, { url, readyState: 0, closed: false });
+    FakeEventSource.all.push(this);
+  }
+  close() {
+    this.readyState = 2;
+    this.closed = true;
+  }
+  open() {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+  deliver(...events) {
+    for (const event of events) this.onmessage?.({ data: JSON.stringify(event), lastEventId: String(event.seq) });
+  }
+  fail(state = 2) { // 2: gave up (CLOSED); 0: reconnecting by itself
+    this.readyState = state;
+    this.onerror?.({});
+  }
+}
+
+function reset() {
+  FakeWebSocket.all = [];
+  FakeEventSource.all = [];
+}
+
+const json = (body, status = 200) => ({ ok: status < 300, status, json: async () => body });
+
+// A fake poll endpoint over `log`, `chunk` events per answer; `script(url, n)` may override.
+function fakePollFetch(log, { chunk = 2, script } = {}) {
+  const calls = [];
+  const fetch = async (url, init) => {
+    calls.push({ url, init });
+    const scripted = script?.(url, calls.length);
+    if (scripted) return scripted();
+    const after = Number(new URL(url, "http://x").searchParams.get("after"));
+    const events = log.filter((e) => e.seq > after).slice(0, chunk);
+    const complete = events.length > 0 && events.at(-1).seq === log.at(-1).seq;
+    return json({ events, complete, status: complete ? "completed" : "streaming" });
+  };
+  return { fetch, calls };
+}
+
+// Collects a follower's callbacks.
+function recorder() {
+  const seen = { events: [], texts: [], ends: [], errors: [] };
+  seen.handlers = {
+    onEvent: (e) => seen.events.push(e),
+    onText: (t) => seen.texts.push(t),
+    onEnd: (e) => seen.ends.push(e),
+    onError: (e) => seen.errors.push(e),
+  };
+  return seen;
+}
+
+// A transport whose subscriptions the test drives by hand.
+function manualTransport() {
+  const transport = { subs: [] };
+  transport.subscribe = (runId, after, handlers) => {
+    const sub = { runId, after, handlers, closed: false, close: () => (sub.closed = true) };
+    transport.subs.push(sub);
+    return sub;
+  };
+  return transport;
+}
+
+test("normalize: WebSocket tokens and errors become native events; native ones stay", () => {
+  assert.deepEqual(normalize({ type: "token", token: "Hi", run_id: RUN, seq: 3 }), { type: "delta", text: "Hi", run_id: RUN, seq: 3 });
+  assert.deepEqual(
+    normalize({ type: "error", error: "Model down", status: "failed", run_id: RUN, seq: 9, metrics: { token_count: 2 } }),
+    { type: "failed", error: "Model down", run_id: RUN, seq: 9, metrics: { token_count: 2 } },
+  );
+  assert.equal(normalize({ type: "error", error: "x", status: "interrupted", run_id: RUN, seq: 2 }).type, "interrupted");
+  // Without seq an error is not a run event: a command failed.
+  assert.deepEqual(normalize({ type: "error", error: "Unknown command" }), { type: "error", error: "Unknown command" });
+  const native = { run_id: RUN, seq: 2, type: "delta", text: "a", tokens: 1, token_count: 1 };
+  assert.deepEqual(normalize(native), native);
+  assert.notEqual(normalize(native), native); // a copy
+  assert.deepEqual(normalize('{"type":"completed","run_id":"r","seq":4,"metrics":{}}'), { type: "completed", run_id: "r", seq: 4, metrics: {} });
+  for (const event of runLog(RUN, PIECES, "interrupted")) { // round trip (WebSocket deltas carry no `tokens`)
+    const { tokens, ...expected } = event;
+    assert.deepEqual(normalize(wire(event)), event.type === "delta" ? expected : event);
+  }
+});
+
+test("dedupe: duplicated and replayed events are ignored; the text is exact", () => {
+  const seen = recorder();
+  const follower = new RunFollower(RUN, seen.handlers);
+  const transport = manualTransport();
+  follower.follow(transport);
+  const log = runLog();
+  const { onEvent } = transport.subs[0].handlers;
+  for (const event of log.slice(0, 4)) {
+    onEvent(event);
+    onEvent(event); // duplicated at once
+  }
+  for (const event of log.slice(0, 4)) onEvent(event); // replayed from the start
+  for (const event of log.slice(2)) onEvent(event); // overlapping replay to the end
+  for (const event of log) onEvent(event); // after the end
+  assert.equal(follower.text, TEXT);
+  assert.equal(seen.texts.at(-1), TEXT);
+  assert.deepEqual(seen.events.map((e) => e.seq), log.map((e) => e.seq));
+  assert.equal(seen.ends.length, 1);
+  assert.equal(seen.ends[0].type, "completed");
+  assert.equal(follower.lastSeq, log.length);
+  assert.equal(transport.subs.length, 1);
+  assert.ok(transport.subs[0].closed, "closed after the terminal event");
+});
+
+test("gap: a skipped seq resubscribes from lastSeq instead of applying the event", () => {
+  const seen = recorder();
+  const follower = new RunFollower(RUN, seen.handlers);
+  const transport = manualTransport();
+  follower.follow(transport);
+  const log = runLog();
+  const first = transport.subs[0].handlers;
+  first.onEvent(log[0]);
+  first.onEvent(log[1]);
+  first.onEvent(log[3]); // seq 4 after 2: a gap
+  assert.equal(transport.subs.length, 2);
+  assert.ok(transport.subs[0].closed);
+  assert.equal(transport.subs[1].after, 2);
+  assert.equal(follower.text, PIECES[0]);
+  first.onEvent(log[2]); // late events of the replaced subscription are ignored
+  assert.equal(follower.lastSeq, 2);
+  transport.subs[1].handlers.onEvent(log[4]); // a gap again from the same position: no second resubscribe
+  assert.equal(transport.subs.length, 2);
+  for (const event of log.slice(2)) transport.subs[1].handlers.onEvent(event);
+  assert.equal(follower.text, TEXT);
+  assert.equal(seen.ends.length, 1);
+});
+
+test("a run-level error is retried once, then reported; a fatal one at once", () => {
+  const seen = recorder();
+  const follower = new RunFollower(RUN, seen.handlers);
+  const transport = manualTransport();
+  follower.follow(transport);
+  transport.subs[0].handlers.onError("The stream failed unexpectedly");
+  assert.equal(transport.subs.length, 2);
+  transport.subs[1].handlers.onError("This reply's event log has expired");
+  assert.deepEqual(seen.errors, ["This reply's event log has expired"]);
+  assert.ok(follower.done);
+
+  const other = recorder();
+  const fatal = new RunFollower(RUN, other.handlers);
+  fatal.follow(transport);
+  transport.subs.at(-1).handlers.onError("Not found", { fatal: true });
+  assert.deepEqual(other.errors, ["Not found"]);
+});
+
+test("backoff: delays double from 0.5 s, cap at 8 s, jitter only shortens", () => {
+  const none = () => 0;
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 9].map((n) => backoffDelay(n, { random: none })), [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+  for (let n = 0; n < 8; n++) {
+    const full = Math.min(8000, 500 * 2 ** n);
+    const jittered = backoffDelay(n, { random: () => 1 });
+    assert.ok(jittered <= full && jittered >= full * 0.8, `${n}: ${jittered}`);
+  }
+  assert.equal(backoffDelay(0, { base: 100, max: 150, jitter: 0 }), 100);
+  assert.equal(backoffDelay(3, { base: 100, max: 150, jitter: 0 }), 150);
+});
+
+test("backoff through the client: failed reconnects wait longer and longer, capped", async () => {
+  reset();
+  const clock = fakeClock();
+  const client = new ChatClient({ transports: ["websocket", "sse"], WebSocket: FakeWebSocket, EventSource: FakeEventSource, random: () => 0, ...clock });
+  const connected = client.connect();
+  FakeWebSocket.all[0].open();
+  assert.equal(await connected, "websocket");
+  FakeWebSocket.all[0].fail(); // drops after having worked: reconnect, no fallback
+  for (let i = 1; i <= 6; i++) {
+    await clock.tick();
+    FakeWebSocket.all[i].fail(); // every reconnect fails before opening
+    await flush();
+  }
+  assert.deepEqual(clock.delays, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+  assert.equal(client.state, "reconnecting");
+  assert.equal(FakeEventSource.all.length, 0);
+  await clock.tick();
+  FakeWebSocket.all[7].open(); // success resets the backoff
+  await flush();
+  assert.equal(client.state, "open");
+  FakeWebSocket.all[7].fail();
+  assert.equal(clock.delays.at(-1), 500);
+  client.close();
+});
+
+test("resume on WebSocket: reconnects after a drop and subscribes after the last seq", async () => {
+  reset();
+  const clock = fakeClock();
+  const statuses = [];
+  const client = new ChatClient({ WebSocket: FakeWebSocket, wsUrl: "ws://test/ws/stream", onStatus: (s) => statuses.push(s), ...clock });
+  const connected = client.connect();
+  const first = FakeWebSocket.all[0];
+  assert.equal(first.url, "ws://test/ws/stream");
+  first.open();
+  assert.equal(await connected, "websocket");
+  const seen = recorder();
+  client.follow(RUN, seen.handlers);
+  assert.deepEqual(first.sent, [{ command: "subscribe", run_id: RUN, after: 0 }]);
+  const log = runLog();
+  first.deliver(...log.slice(0, 3)); // up to seq 3
+  first.fail(); // dropped
+  assert.equal(client.state, "reconnecting");
+  first.deliver(log[3]); // nothing arrives on a dropped socket's handlers
+  await clock.tick();
+  const second = FakeWebSocket.all[1];
+  second.open();
+  await flush();
+  assert.deepEqual(second.sent, [{ command: "subscribe", run_id: RUN, after: 3 }]);
+  second.deliver(...log.slice(1)); // even a server that replays too much
+  assert.equal(seen.texts.at(-1), TEXT);
+  assert.equal(seen.ends.length, 1);
+  assert.deepEqual(seen.events.map((e) => e.seq), log.map((e) => e.seq));
+  assert.deepEqual(statuses.map((s) => `${s.transport}:${s.state}`), ["websocket:connecting", "websocket:open", "websocket:reconnecting", "websocket:open"]);
+  client.close();
+});
+
+test("resume on SSE: a new EventSource with after = last seq, closed at the end", async () => {
+  reset();
+  const clock = fakeClock();
+  const client = new ChatClient({ prefer: "sse", EventSource: FakeEventSource, ...clock });
+  assert.equal(await client.connect(), "sse");
+  const seen = recorder();
+  client.follow(RUN, seen.handlers);
+  const first = FakeEventSource.all[0];
+  assert.equal(first.url, `/api/runs/${RUN}/events?after=0`);
+  const log = runLog();
+  first.open();
+  first.deliver(...log.slice(0, 2));
+  first.fail(0); // EventSource reconnects by itself (Last-Event-ID): nothing to do
+  assert.equal(client.state, "reconnecting");
+  first.open();
+  assert.equal(client.state, "open");
+  first.deliver(log[2]); // seq 3
+  first.fail(2); // now it gave up: the client reconnects
+  assert.ok(first.closed);
+  await clock.tick();
+  const second = FakeEventSource.all[1];
+  assert.equal(second.url, `/api/runs/${RUN}/events?after=3`);
+  second.open();
+  second.deliver(...log.slice(3));
+  assert.equal(seen.texts.at(-1), TEXT);
+  assert.equal(seen.ends.length, 1);
+  assert.ok(second.closed, "closed on the terminal event");
+  assert.equal(FakeEventSource.all.length, 2);
+  client.close();
+});
+
+test("resume on polling: a failed request, then polling resumes after the last seq", async () => {
+  reset();
+  const clock = fakeClock();
+  const log = runLog();
+  const poll = fakePollFetch(log, {
+    chunk: 3,
+    script: (url, n) => n === 2 && (() => Promise.reject(new TypeError("network down"))),
+  });
+  const statuses = [];
+  const client = new ChatClient({ prefer: "poll", fetch: poll.fetch, onStatus: (s) => statuses.push(s.state), ...clock });
+  assert.equal(await client.connect(), "poll");
+  const seen = recorder();
+  client.follow(RUN, seen.handlers);
+  await flush();
+  assert.equal(client.state, "reconnecting");
+  assert.equal(seen.texts.at(-1), PIECES.slice(0, 2).join(""));
+  await clock.tick();
+  assert.deepEqual(poll.calls.map((c) => c.url), [
+    `/api/runs/${RUN}/poll?after=0&wait=20`,
+    `/api/runs/${RUN}/poll?after=3&wait=20`, // failed
+    `/api/runs/${RUN}/poll?after=3&wait=20`,
+    `/api/runs/${RUN}/poll?after=6&wait=20`,
+  ]);
+  assert.equal(seen.texts.at(-1), TEXT);
+  assert.equal(seen.ends.length, 1);
+  assert.deepEqual(statuses, ["connecting", "open", "reconnecting", "open"]);
+  client.close();
+});
+
+test("polling: an expired log ends the run; a 404 is reported, not retried", async () => {
+  const ended = recorder();
+  const expired = new PollTransport({ fetch: async () => json({ events: [], complete: true, status: "stopped" }) });
+  new RunFollower(RUN, { ...ended.handlers, after: 4 }).follow(expired);
+  await flush();
+  assert.deepEqual(ended.ends, [{ run_id: RUN, seq: 4, type: "stopped", incomplete: true }]);
+
+  const missing = recorder();
+  let calls = 0;
+  const gone = new PollTransport({ fetch: async () => (calls++, json({ error: "No such reply." }, 404)) });
+  new RunFollower(RUN, missing.handlers).follow(gone);
+  await flush();
+  assert.deepEqual(missing.errors, ["No such reply."]);
+  assert.equal(calls, 1);
+});
+
+test("fallback: WebSocket fails before opening -> SSE; EventSource fails -> polling", async () => {
+  reset();
+  const clock = fakeClock();
+  const statuses = [];
+  const log = runLog();
+  const poll = fakePollFetch(log, { chunk: 4 });
+  const client = new ChatClient({
+    WebSocket: FakeWebSocket, EventSource: FakeEventSource, fetch: poll.fetch, onStatus: (s) => statuses.push(`${s.transport}:${s.state}`), ...clock,
+  });
+  const connected = client.connect();
+  FakeWebSocket.all[0].fail();
+  assert.equal(await connected, "sse");
+  assert.equal(client.transportName, "sse");
+  const seen = recorder();
+  client.follow(RUN, seen.handlers);
+  FakeEventSource.all[0].fail(2); // an error before any message, readyState CLOSED
+  await flush();
+  assert.equal(client.transportName, "poll");
+  assert.equal(seen.texts.at(-1), TEXT);
+  assert.equal(seen.ends.length, 1);
+  assert.deepEqual(statuses, [
+    "websocket:connecting", "websocket:closed", "sse:connecting", "sse:open", "sse:closed", "poll:connecting", "poll:open",
+  ]);
+  assert.equal(clock.delays.length, 0, "falling back does not wait");
+  client.close();
+  assert.equal(statuses.at(-1), "poll:closed");
+});
+
+test("fallback: no WebSocket at all (constructor throws or is missing) -> SSE", async () => {
+  const client = new ChatClient({
+    WebSocket: class { constructor() { throw new Error("blocked"); } }, EventSource: FakeEventSource, ...fakeClock(),
+  });
+  assert.equal(await client.connect(), "sse");
+  const bare = new ChatClient({ transports: ["websocket", "poll"], factories: { websocket: () => new WebSocketTransport({ WebSocket: undefined, url: "ws://x" }) }, fetch: async () => json({}), ...fakeClock() });
+  assert.equal(await bare.connect(), "poll");
+});
+
+test("forced transport: prefer 'poll' polls directly", async () => {
+  reset();
+  const made = [];
+  const log = runLog();
+  const poll = fakePollFetch(log, { chunk: 10 });
+  const statuses = [];
+  const factories = {
+    websocket: () => made.push("websocket") && new WebSocketTransport({ WebSocket: FakeWebSocket, url: "ws://x" }),
+    sse: () => made.push("sse") && new SSETransport({ EventSource: FakeEventSource }),
+    poll: (o) => made.push("poll") && new PollTransport({ fetch: o.fetch, setTimeout: o.setTimeout }),
+  };
+  const client = new ChatClient({ prefer: "poll", factories, fetch: poll.fetch, onStatus: (s) => statuses.push(s), ...fakeClock() });
+  assert.equal(await client.connect(), "poll");
+  const seen = recorder();
+  client.follow(RUN, seen.handlers);
+  await flush();
+  assert.deepEqual(made, ["poll"]);
+  assert.equal(FakeWebSocket.all.length + FakeEventSource.all.length, 0);
+  assert.deepEqual(statuses, [{ transport: "poll", state: "connecting" }, { transport: "poll", state: "open" }]);
+  assert.equal(seen.texts.at(-1), TEXT);
+});
+
+test("send over HTTP creates the thread, posts with the CSRF token, follows; stop posts", async () => {
+  reset();
+  const log = runLog();
+  const requests = [];
+  const events = fakePollFetch(log, { chunk: 10 });
+  const fetch = async (url, init = {}) => {
+    if (init.method !== "POST") return events.fetch(url, init);
+    requests.push({ url, headers: init.headers, body: JSON.parse(init.body) });
+    if (url === "/api/threads") return json({ id: "t1", title: "New" }, 201);
+    if (url === "/api/threads/t1/messages") return json({ run_id: RUN, message_id: RUN, thread_id: "t1" }, 201);
+    if (url === `/api/runs/${RUN}/stop`) return json({ run_id: RUN, stopping: true }, 202);
+    return json({ error: "Too many messages." }, 429);
+  };
+  const client = new ChatClient({ prefer: "poll", fetch, csrfToken: "tok", ...fakeClock() });
+  await client.connect();
+  const seen = recorder();
+  const sent = await client.send("Hello", { options: { flush_ms: 50 }, ...seen.handlers });
+  assert.equal(sent.run_id, RUN);
+  assert.equal(sent.thread_id, "t1");
+  await flush();
+  assert.equal(seen.texts.at(-1), TEXT);
+  assert.deepEqual(requests.map((r) => [r.url, r.body]), [["/api/threads", {}], ["/api/threads/t1/messages", { message: "Hello", flush_ms: 50 }]]);
+  assert.equal(requests[1].headers["X-CSRFToken"], "tok");
+  assert.equal(requests[1].headers["Content-Type"], "application/json");
+  assert.deepEqual(await client.stop(RUN), { run_id: RUN, stopping: true });
+  await assert.rejects(client.send("again", { threadId: "t2" }), { status: 429, message: "Too many messages." });
+});
+
+test("WebSocket: start, announcements, failures as terminal events, command errors", async () => {
+  reset();
+  const announced = [];
+  const errors = [];
+  const fetched = [];
+  const client = new ChatClient({
+    WebSocket: FakeWebSocket, onRunAnnounced: (r) => announced.push(r), onError: (e) => errors.push(e),
+    fetch: async (url) => (fetched.push(url), json({ run_id: RUN, stopping: true }, 202)), ...fakeClock(),
+  });
+  const connected = client.connect();
+  const ws = FakeWebSocket.all[0];
+  ws.open();
+  await connected;
+
+  const seen = recorder();
+  const sending = client.send("Hi", { threadId: "t1", ...seen.handlers });
+  assert.deepEqual(ws.sent.at(-1), { command: "start", message: "Hi", thread_id: "t1" });
+  // Meanwhile another tab's run is announced: its events do not answer our start, and are
+  // kept until someone follows the run.
+  const other = "22222222-2222-2222-2222-222222222222";
+  ws.onmessage({ data: JSON.stringify({ type: "run", run_id: other, thread_id: "t1" }) });
+  ws.deliver(...runLog(other, ["x"]).slice(0, 2));
+  const log = runLog(RUN, PIECES, "failed");
+  ws.deliver(log[0]); // the first event of an unannounced run answers the start
+  const sent = await sending;
+  assert.equal(sent.run_id, RUN);
+  ws.deliver(...log.slice(1));
+  assert.equal(seen.texts.at(-1), TEXT);
+  assert.equal(seen.ends.length, 1);
+  assert.equal(seen.ends[0].type, "failed");
+  assert.equal(seen.ends[0].error, "boom");
+  assert.deepEqual(announced, [{ run_id: other, thread_id: "t1" }]);
+
+  const late = recorder();
+  client.follow(other, late.handlers); // gets the events kept so far, then live ones
+  assert.deepEqual(ws.sent.at(-1), { command: "subscribe", run_id: other, after: 0 });
+  assert.equal(late.texts.at(-1), "x");
+
+  await client.stop(RUN); // over HTTP whatever the transport
+  assert.deepEqual(fetched, [`/api/runs/${RUN}/stop`]);
+
+  const refused = client.send("Too much");
+  ws.onmessage({ data: JSON.stringify({ type: "error", error: "Slow down.", command: "start" }) });
+  await assert.rejects(refused, /Slow down/);
+  ws.onmessage({ data: JSON.stringify({ type: "error", error: "Unknown command" }) });
+  assert.deepEqual(errors, ["Unknown command"]);
+
+  client.watch("t9");
+  client.transport.pause();
+  client.transport.resume();
+  assert.deepEqual(ws.sent.slice(-3), [{ command: "watch", thread_id: "t9" }, { command: "pause" }, { command: "resume" }]);
+  client.close();
+});
+
+test("WebSocket reconnect re-watches threads and resumes every unfinished run", async () => {
+  reset();
+  const clock = fakeClock();
+  const client = new ChatClient({ WebSocket: FakeWebSocket, ...clock });
+  const connected = client.connect();
+  FakeWebSocket.all[0].open();
+  await connected;
+  client.watch("t1");
+  const a = recorder();
+  const b = recorder();
+  const logA = runLog(RUN);
+  const logB = runLog("r2", ["a", "b"]);
+  client.follow(RUN, a.handlers);
+  client.follow("r2", b.handlers);
+  FakeWebSocket.all[0].deliver(...logA.slice(0, 2), ...logB); // r2 ends
+  FakeWebSocket.all[0].fail();
+  await clock.tick();
+  FakeWebSocket.all[1].open();
+  await flush();
+  assert.deepEqual(FakeWebSocket.all[1].sent, [
+    { command: "watch", thread_id: "t1" },
+    { command: "subscribe", run_id: RUN, after: 2 },
+  ]);
+  FakeWebSocket.all[1].deliver(...logA.slice(2));
+  assert.equal(a.texts.at(-1), TEXT);
+  assert.equal(b.texts.at(-1), "ab");
+  assert.equal(a.ends.length + b.ends.length, 2);
+  client.close();
+});
+
+test("follow() connects on demand; close() then connect() resumes from the last seq", async () => {
+  reset();
+  const clock = fakeClock();
+  const statuses = [];
+  const client = new ChatClient({ prefer: "sse", EventSource: FakeEventSource, onStatus: (s) => statuses.push(s.state), ...clock });
+  const seen = recorder();
+  client.follow(RUN, seen.handlers); // no connect() yet
+  await flush();
+  assert.equal(client.transportName, "sse");
+  const log = runLog();
+  FakeEventSource.all[0].deliver(...log.slice(0, 3));
+  client.close();
+  assert.ok(FakeEventSource.all[0].closed);
+  FakeEventSource.all[0].deliver(log[3]); // nothing after close()
+  client.follow("r-other"); // closed: does not reconnect by itself
+  await flush();
+  assert.equal(FakeEventSource.all.length, 1);
+  assert.equal(await client.connect(), "sse");
+  const urls = FakeEventSource.all.slice(1).map((es) => es.url);
+  assert.deepEqual(urls, [`/api/runs/${RUN}/events?after=3`, "/api/runs/r-other/events?after=0"]);
+  FakeEventSource.all[1].deliver(...log.slice(3));
+  assert.equal(seen.texts.at(-1), TEXT);
+  assert.equal(seen.ends.length, 1);
+  assert.deepEqual(statuses, ["connecting", "open", "closed", "connecting", "open"]);
+  client.close();
+});
+
+test("a close() during connecting abandons that attempt", async () => {
+  reset();
+  const client = new ChatClient({ WebSocket: FakeWebSocket, EventSource: FakeEventSource, ...fakeClock() });
+  client.connect();
+  client.close();
+  const again = client.connect();
+  FakeWebSocket.all[0].fail(); // the abandoned attempt fails: no fallback because of it
+  await flush();
+  assert.equal(FakeEventSource.all.length, 0);
+  assert.equal(client.index, 0);
+  FakeWebSocket.all[1].open();
+  assert.equal(await again, "websocket");
+  client.close();
+});
+
+test("SSETransport alone: after= in the URL, native events, closed on the terminal event", () => {
+  reset();
+  const transport = new SSETransport({ EventSource: FakeEventSource, baseUrl: "/base" });
+  const events = [];
+  transport.subscribe(RUN, 2, { onEvent: (e) => events.push(e) });
+  const source = FakeEventSource.all[0];
+  assert.equal(source.url, `/base/api/runs/${RUN}/events?after=2`);
+  source.onmessage({ data: "not json" });
+  source.deliver(...runLog().slice(2));
+  assert.deepEqual(events.map((e) => e.seq), [3, 4, 5, 6, 7]);
+  assert.ok(source.closed, "EventSource closed so that it does not reconnect");
+});
