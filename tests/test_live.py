@@ -28,8 +28,8 @@ def test_a_guest_opens_the_site_and_watches_the_offline_reply_stream(daphne_serv
     page = client.get("/").text
     assert 'id="message"' in page and '<label for="message"' in page
     assert "Offline model" in page
-    script = client.get("/static/chat/chat.js")
-    assert script.status_code == 200 and "SSEParser" in script.text
+    script = client.get("/static/chat/app.js")
+    assert script.status_code == 200 and "ChatClient" in script.text
     library = client.get("/static/vendor/marked/marked.esm.js")
     assert library.status_code == 200 and "export" in library.text
 

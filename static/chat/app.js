@@ -1,0 +1,224 @@
+// The chat page: history rendered as markdown, replies streamed over WebSocket, SSE or
+// polling (chosen automatically, or forced with ?transport=websocket|sse|poll), resumed
+// after drops and reloads, live across tabs, with Stop, Pause/Resume and per-reply metrics.
+import { ChatClient } from "./client.js";
+import { StreamingMarkdownView, attachCopyHandler, createRenderer } from "./markdown.js";
+import { DOMPurify, hljs, marked } from "./vendor.js";
+
+const root = document.getElementById("chat");
+const list = document.getElementById("messages");
+const form = document.getElementById("composer");
+const input = document.getElementById("message");
+const buttons = {
+  send: document.getElementById("send"),
+  stop: document.getElementById("stop"),
+  pause: document.getElementById("pause"),
+  resume: document.getElementById("resume"),
+};
+const statusLine = document.getElementById("status");
+const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+
+const renderer = createRenderer({ marked, DOMPurify, hljs });
+attachCopyHandler(list);
+
+const replies = new Map(); // run id -> { item, view, follower }
+let active = null; // the run the composer's Stop/Pause act on
+let paused = false;
+let status = { transport: "", state: "connecting" };
+
+const client = new ChatClient({
+  prefer: new URLSearchParams(location.search).get("transport") || undefined,
+  csrfToken,
+  onStatus: (next) => {
+    status = next;
+    showStatus();
+  },
+  onRunAnnounced: ({ run_id: runId, thread_id: threadId }) => {
+    if (threadId === root.dataset.threadId && !replies.has(runId)) follow(runId, addMessage("assistant", ""));
+  },
+  onError: (message) => showStatus(message),
+});
+
+function showStatus(note = "") {
+  const state = paused ? "paused" : status.state;
+  statusLine.textContent = `${status.transport || "…"} · ${state}${note ? ` · ${note}` : ""}`;
+  statusLine.dataset.transport = status.transport || "";
+  statusLine.dataset.state = state;
+}
+
+function setBusy() {
+  const streaming = active !== null;
+  buttons.send.disabled = streaming;
+  buttons.stop.hidden = !streaming;
+  buttons.pause.hidden = !streaming || paused;
+  buttons.resume.hidden = !streaming || !paused;
+}
+
+function addMessage(role, text, status = "streaming") {
+  const item = document.createElement("li");
+  item.className = `message ${role} status-${status}`;
+  item.dataset.role = role;
+  item.dataset.status = status;
+  const body = document.createElement("div");
+  body.className = "body";
+  body.textContent = text;
+  item.append(body);
+  if (role === "assistant") {
+    const metrics = document.createElement("dl");
+    metrics.className = "metrics";
+    item.append(metrics);
+  }
+  list.append(item);
+  item.scrollIntoView({ block: "end" });
+  return item;
+}
+
+function formatMetrics(item, values, state) {
+  const panel = item.querySelector(".metrics");
+  if (!panel || !values) return;
+  const rows = [
+    ["Status", state],
+    ["First token", values.ttft_seconds == null ? "–" : `${values.ttft_seconds.toFixed(2)} s`],
+    ["Tokens", String(values.token_count ?? 0)],
+    ["Duration", `${(values.elapsed_seconds ?? values.duration_seconds ?? 0).toFixed(1)} s`],
+    ["Tokens/s", values.tokens_per_second == null ? "–" : values.tokens_per_second.toFixed(1)],
+  ];
+  panel.replaceChildren(
+    ...rows.flatMap(([name, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = name;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      return [dt, dd];
+    }),
+  );
+}
+
+function setStatus(item, state) {
+  item.classList.remove(`status-${item.dataset.status}`);
+  item.dataset.status = state;
+  item.classList.add(`status-${state}`);
+}
+
+// The handlers that stream a run into `item`, rendering at most once per animation frame.
+function streamInto(item) {
+  const body = item.querySelector(".body");
+  const view = new StreamingMarkdownView(renderer, body);
+  body.textContent = "";
+  const reply = { item, view, follower: null, runId: null };
+  let latest = "";
+  let frame = 0;
+  const paint = () => {
+    frame = 0;
+    view.update(latest);
+  };
+  const handlers = {
+    onText: (text) => {
+      latest = text;
+      if (!frame) frame = requestAnimationFrame(paint);
+    },
+    onEvent: (event) => {
+      if (event.type === "metrics") formatMetrics(item, event.metrics, "streaming");
+    },
+    onEnd: (event) => {
+      if (frame) cancelAnimationFrame(frame);
+      view.finish(latest);
+      setStatus(item, event.type);
+      formatMetrics(item, event.metrics, event.type);
+      if (event.error) item.querySelector(".metrics")?.insertAdjacentText("beforeend", ` ${event.error}`);
+      if (active === reply.runId) active = null;
+      paused = false;
+      setBusy();
+      showStatus();
+    },
+    onError: (message) => showStatus(message),
+  };
+  return { reply, handlers };
+}
+
+function track(reply, runId, follower) {
+  reply.runId = runId;
+  reply.follower = follower;
+  reply.item.dataset.runId = runId;
+  replies.set(runId, reply);
+  if (!follower.done) active = runId;
+  setBusy();
+}
+
+function follow(runId, item) {
+  const { reply, handlers } = streamInto(item);
+  track(reply, runId, client.follow(runId, handlers));
+}
+
+async function send(text) {
+  addMessage("user", text, "completed");
+  const item = addMessage("assistant", "");
+  const { reply, handlers } = streamInto(item);
+  active = "starting";
+  setBusy();
+  try {
+    const started = await client.send(text, { threadId: root.dataset.threadId || undefined, ...handlers });
+    track(reply, started.run_id, started.follower);
+    if (!root.dataset.threadId) {
+      root.dataset.threadId = started.thread_id;
+      history.replaceState(null, "", `/t/${started.thread_id}`);
+      client.watch(started.thread_id);
+    }
+  } catch (error) {
+    setStatus(item, "failed");
+    item.querySelector(".metrics").textContent = `Could not send: ${error.message}`;
+    active = null;
+    setBusy();
+  }
+}
+
+// History from the server: render markdown, and resume any reply still streaming.
+for (const item of list.querySelectorAll(".message")) {
+  const body = item.querySelector(".body");
+  if (item.dataset.status === "streaming" && item.dataset.runId) {
+    follow(item.dataset.runId, item);
+  } else {
+    new StreamingMarkdownView(renderer, body).finish(body.textContent);
+  }
+}
+if (root.dataset.threadId) client.watch(root.dataset.threadId);
+client.connect().catch((error) => showStatus(error.message));
+setBusy();
+showStatus();
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = input.value;
+  if (!text.trim() || active) return;
+  input.value = "";
+  send(text);
+});
+
+input.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    form.requestSubmit();
+  }
+});
+
+buttons.stop.addEventListener("click", () => {
+  if (replies.has(active)) client.stop(active).catch((error) => showStatus(error.message));
+});
+
+buttons.pause.addEventListener("click", () => {
+  const reply = replies.get(active);
+  if (!reply) return;
+  reply.follower.detach();
+  paused = true;
+  setBusy();
+  showStatus();
+});
+
+buttons.resume.addEventListener("click", () => {
+  const reply = replies.get(active);
+  if (!reply) return;
+  paused = false;
+  reply.follower.follow(client.transport);
+  setBusy();
+  showStatus();
+});
