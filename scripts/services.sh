@@ -62,3 +62,15 @@ ensure_postgres() {
   pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   wait_port 5432 || { echo "error: PostgreSQL did not start on 127.0.0.1:5432." >&2; exit 1; }
 }
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser is downloaded).
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then
+    return 0
+  fi
+  apt_install chromium || {
+    echo "error: the browser tests need Chromium at /usr/bin/chromium." >&2
+    echo "       Install it (Debian/Ubuntu: sudo apt-get install chromium)." >&2
+    exit 1
+  }
+}

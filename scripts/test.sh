@@ -7,6 +7,8 @@ ensure_node_modules
 source scripts/services.sh
 ensure_redis
 ensure_postgres
+ensure_chromium
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"

@@ -222,3 +222,43 @@ buttons.resume.addEventListener("click", () => {
   setBusy();
   showStatus();
 });
+
+// The sidebar: rename and delete conversations.
+const threadList = document.getElementById("threads");
+
+async function threadRequest(threadId, method, body) {
+  const response = await fetch(`/api/threads/${threadId}`, {
+    method,
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) {
+    const problem = await response.json().catch(() => ({}));
+    throw new Error(problem.error || `HTTP ${response.status}`);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+threadList.addEventListener("click", async (event) => {
+  const button = event.target.closest("button");
+  const item = button?.closest("li[data-thread-id]");
+  if (!item) return;
+  const threadId = item.dataset.threadId;
+  const link = item.querySelector("a");
+  try {
+    if (button.classList.contains("rename")) {
+      const title = prompt("Rename the conversation", link.textContent.trim());
+      if (!title || !title.trim()) return;
+      const thread = await threadRequest(threadId, "PATCH", { title: title.trim() });
+      link.textContent = thread.title;
+    } else if (button.classList.contains("delete")) {
+      if (!confirm(`Delete “${link.textContent.trim()}”?`)) return;
+      await threadRequest(threadId, "DELETE");
+      item.remove();
+      if (threadId === root.dataset.threadId) location.assign("/");
+    }
+  } catch (error) {
+    showStatus(error.message);
+  }
+});
