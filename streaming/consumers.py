@@ -190,5 +190,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """A run started in a watched thread (maybe by another tab): follow it."""
         run_id = message["run_id"]
         if run_id not in self.sent:
-            await self.send_json({"type": "run", "run_id": run_id, "thread_id": message["thread_id"]})
+            await self.send_json(
+                {
+                    "type": "run", "run_id": run_id, "thread_id": message["thread_id"],
+                    "message": message.get("message", ""),
+                }
+            )
             self._follow(run_id, 0)

@@ -81,18 +81,20 @@ async def run_start(
             error="The reply could not be started.",
         )
         raise
-    await _announce(run_id, str(thread.pk))
+    await _announce(run_id, str(thread.pk), text)
     return RunHandle(run_id=run_id, thread_id=str(thread.pk), user_message_id=str(user_message.pk))
 
 
-async def _announce(run_id: str, thread_id: str) -> None:
-    """Tell connections watching the thread (other tabs, other devices) about the run."""
+async def _announce(run_id: str, thread_id: str, text: str) -> None:
+    """Tell connections watching the thread (other tabs, other devices) about the run and
+    the message that started it."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
         await layer.group_send(
-            f"thread.{thread_id}", {"type": "thread.run", "run_id": run_id, "thread_id": thread_id}
+            f"thread.{thread_id}",
+            {"type": "thread.run", "run_id": run_id, "thread_id": thread_id, "message": text},
         )
     except Exception:
         logger.warning("could not announce run %s to thread %s", run_id, thread_id, exc_info=True)

@@ -301,7 +301,9 @@ async def test_a_second_connection_of_the_same_user_watches_a_thread_and_gets_it
         assert await tab2.receive_json_from() == {"type": "watching", "thread_id": str(thread.pk)}
         run_id = await start(tab1, "from tab 1", thread_id=str(thread.pk))
         announced = await tab2.receive_json_from(timeout=5)
-        assert announced == {"type": "run", "run_id": run_id, "thread_id": str(thread.pk)}
+        assert announced == {
+            "type": "run", "run_id": run_id, "thread_id": str(thread.pk), "message": "from tab 1",
+        }
         first = await receive_until(tab2, lambda e: e.get("type") == "token")
         assert (await Message.objects.aget(pk=run_id)).status == "streaming"  # it is live
         on_tab2 = first + await receive_until(tab2, is_end)
@@ -326,7 +328,9 @@ async def test_a_second_connection_of_the_same_user_watches_a_thread_and_gets_it
         assert response.status_code == 201
         run_id = json.loads(response.content)["run_id"]
         got = await receive_until(tab3, is_end)
-    assert got[0] == {"type": "run", "run_id": run_id, "thread_id": str(thread.pk)}
+    assert got[0] == {
+        "type": "run", "run_id": run_id, "thread_id": str(thread.pk), "message": "from HTTP",
+    }
     assert tokens_of(got) == TEXT == (await Message.objects.aget(pk=run_id)).content
 
 

@@ -33,8 +33,10 @@ const client = new ChatClient({
     status = next;
     showStatus();
   },
-  onRunAnnounced: ({ run_id: runId, thread_id: threadId }) => {
-    if (threadId === root.dataset.threadId && !replies.has(runId)) follow(runId, addMessage("assistant", ""));
+  onRunAnnounced: ({ run_id: runId, thread_id: threadId, message }) => {
+    if (threadId !== root.dataset.threadId || replies.has(runId)) return;
+    if (message) addMessage("user", message, "completed");
+    follow(runId, addMessage("assistant", ""));
   },
   onError: (message) => showStatus(message),
 });
@@ -177,8 +179,9 @@ for (const item of list.querySelectorAll(".message")) {
   const body = item.querySelector(".body");
   if (item.dataset.status === "streaming" && item.dataset.runId) {
     follow(item.dataset.runId, item);
-  } else {
-    new StreamingMarkdownView(renderer, body).finish(body.textContent);
+  } else if (item.dataset.role === "assistant") {
+    const text = body.textContent; // read before the view takes over the element
+    new StreamingMarkdownView(renderer, body).finish(text);
   }
 }
 if (root.dataset.threadId) client.watch(root.dataset.threadId);

@@ -157,7 +157,7 @@ export class WebSocketTransport {
     const { type, run_id: runId } = event ?? {};
     if (type === "run") {
       this.announced.add(runId);
-      return this.onRunAnnounced?.({ run_id: runId, thread_id: event.thread_id });
+      return this.onRunAnnounced?.({ run_id: runId, thread_id: event.thread_id, message: event.message });
     }
     const sub = runId ? this.subs.get(runId) : null;
     if (type === "error") {
@@ -284,8 +284,12 @@ export class SSETransport extends HttpTransport {
     };
     source.onerror = () => {
       if (sub.closed) return;
-      // CONNECTING: EventSource reconnects by itself, sending Last-Event-ID. CLOSED: it gave up.
-      if (source.readyState !== (this.EventSource.CLOSED ?? 2)) return this.onState?.("reconnecting");
+      // Once it has worked, EventSource reconnects by itself (CONNECTING), sending
+      // Last-Event-ID. If it never opened, SSE is not getting through here: give up, so the
+      // client can fall back to polling instead of retrying forever.
+      const gaveUp = source.readyState === (this.EventSource.CLOSED ?? 2);
+      if (opened && !gaveUp) return this.onState?.("reconnecting");
+      source.close();
       this.drop(sub, { opened });
     };
     return sub;

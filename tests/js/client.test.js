@@ -479,7 +479,7 @@ test("WebSocket: start, announcements, failures as terminal events, command erro
   // Meanwhile another tab's run is announced: its events do not answer our start, and are
   // kept until someone follows the run.
   const other = "22222222-2222-2222-2222-222222222222";
-  ws.onmessage({ data: JSON.stringify({ type: "run", run_id: other, thread_id: "t1" }) });
+  ws.onmessage({ data: JSON.stringify({ type: "run", run_id: other, thread_id: "t1", message: "hello from tab 2" }) });
   ws.deliver(...runLog(other, ["x"]).slice(0, 2));
   const log = runLog(RUN, PIECES, "failed");
   ws.deliver(log[0]); // the first event of an unannounced run answers the start
@@ -490,7 +490,7 @@ test("WebSocket: start, announcements, failures as terminal events, command erro
   assert.equal(seen.ends.length, 1);
   assert.equal(seen.ends[0].type, "failed");
   assert.equal(seen.ends[0].error, "boom");
-  assert.deepEqual(announced, [{ run_id: other, thread_id: "t1" }]);
+  assert.deepEqual(announced, [{ run_id: other, thread_id: "t1", message: "hello from tab 2" }]);
 
   const late = recorder();
   client.follow(other, late.handlers); // gets the events kept so far, then live ones
