@@ -31,9 +31,9 @@ const BLANK = /^[ \t]*$/;
 const LANGUAGE = /^[A-Za-z0-9_#+.-]{1,40}$/;
 // Text that can be appended to the end of a rendered paragraph as is: no newline and no
 // character that markdown gives a meaning to (emphasis, code, links, HTML, entities, tables...).
-const PLAIN_DELTA = /^(?:[A-Za-z0-9 \t,.;:!?'"%$/()-]|[^\x00-\x7F])*$/;
-// ...unless it completes an autolink (or a link's "](").
-const AUTOLINK_START = /:\/|www\./i;
+const PLAIN_DELTA = /^(?:[A-Za-z0-9 \t,.;:!?'"%$/(-]|[^\x00-\x7F])*$/;
+// ...unless, with the word it continues, it could make an autolink or a link destination.
+const LINK_WORD = /[@&\\]|:\/\/|www\.|\]\(/i;
 // The last line of the source already has two words, one of them with a letter or digit: its
 // kind (paragraph, list item, heading, table row...) cannot change any more on this line.
 const SETTLED_LINE = /^[ \t]*\S+[ \t]+\S/;
@@ -72,10 +72,17 @@ function fenceOpening(line) {
   return { indent: m[1], char: m[2][0], len: m[2].length, info: m[3].trim() };
 }
 
+// Indentation width in columns (a tab goes to the next multiple of 4, as in CommonMark).
+function columns(indent) {
+  let width = 0;
+  for (const ch of indent) width = ch === "\t" ? width + 4 - (width % 4) : width + 1;
+  return width;
+}
+
 function isFenceClose(line, fence) {
   const m = FENCE_CLOSE.exec(line);
   return !!m && m[2][0] === fence.char && m[2].length >= fence.len
-    && m[1].length <= fence.indent.length + 3;
+    && columns(m[1]) <= columns(fence.indent) + 3;
 }
 
 /** The language named by a fence's info string ("python {x}" → "python"), or "". */
@@ -162,6 +169,9 @@ export function closeOpenFence(text) {
     const m = PARTIAL_FENCE.exec(partial);
     if (m && m[1][0] === fence.char) partial = "";
     const body = head + partial;
+    // marked runs an unclosed fence to the end of its container anyway; an explicit closer is
+    // only added where it cannot be read as text (a fence indented 4+ may be indented code).
+    if (columns(fence.indent) > 3) return body;
     const sep = body === "" || body.endsWith("\n") ? "" : "\n";
     return body + sep + fence.indent + fence.char.repeat(fence.len);
   }
@@ -269,7 +279,8 @@ export function createRenderer({
     }
   }
 
-  const options = { ...marked.getDefaults(), async: false, gfm: true, breaks: false };
+  const defaults = typeof marked.getDefaults === "function" ? marked.getDefaults() : {};
+  const options = { ...defaults, async: false, gfm: true, breaks: false };
   options.renderer = new ChatRenderer(options);
 
   function sanitize(html) {
@@ -319,7 +330,8 @@ export function createRenderer({
  * rendered once and their DOM nodes are never touched again; only the last (open) block is
  * rendered again, and only when it has to be:
  * - new plain words at the end of a paragraph, list item, heading or table cell (no newline
- *   before them, no markdown punctuation) are appended to it as text, without parsing;
+ *   before them, no markdown punctuation) are appended to it as text, without parsing, and
+ *   new blanks alone change nothing;
  * - an open top-level code block is never re-parsed: each new line is highlighted with the
  *   rest of its chunk (CODE_CHUNK_CHARS) and the incomplete last line is shown as plain text;
  * - a block whose last rendering is already final (nothing but blank lines came after it) is
@@ -459,7 +471,8 @@ export class StreamingMarkdownView {
     const source = text.slice(start);
     const { nodes, exact } = this.#appendHtml(source, true);
     this.#open = { start, end: text.length, exact, nodes, point: null };
-    this.#open.point = this.#findAppendPoint(source, nodes);
+    // Shortcuts only when this rendering is what the final one will be (no fence was closed).
+    this.#open.point = exact ? this.#findAppendPoint(source, nodes) : null;
   }
 
   // Where plain words typed next would go, if that is certain: the source ends in a settled
@@ -468,11 +481,14 @@ export class StreamingMarkdownView {
   #findAppendPoint(source, nodes) {
     const lastLine = source.slice(source.lastIndexOf("\n") + 1);
     if (!SETTLED_LINE.test(lastLine) || !HAS_WORD.test(lastLine)) return null;
+    if (lastLine.includes("]:")) return null; // may yet be a link reference definition
     let leaf = null;
     for (let i = nodes.length - 1; i >= 0 && !leaf; i -= 1) leaf = lastMeaningfulLeaf(nodes[i]);
     if (!leaf || leaf.nodeType !== 3) return null;
     const block = leaf.parentNode;
     if (!block || !TEXT_BLOCKS.has(block.nodeName) || block.closest("pre, code, a")) return null;
+    // Text glued to a link (an autolink's trailing punctuation) could still extend it.
+    if (leaf.previousSibling?.nodeName === "A" && !/\s/.test(leaf.data)) return null;
     const shown = leaf.data.trimEnd().slice(-8);
     const typed = source.trimEnd();
     if (!shown || !typed.endsWith(shown)) return null;
@@ -482,26 +498,33 @@ export class StreamingMarkdownView {
       // blanks typed but not shown (marked may drop trailing blanks): they separate words
       pending: /\s$/.test(leaf.data) ? "" : source.slice(typed.length),
       lineDone: false, // a newline came: the next word starts a new line
-      tail: typed.slice(-8),
+      word: /\S*$/.exec(typed)[0], // the last word so far: plain words may continue it
     };
   }
 
   #appendPlain(text, start) {
     const open = this.#open;
-    const point = open?.point;
-    if (!point || open.start !== start || text.length < open.end) return false;
+    if (!open || open.start !== start || text.length < open.end || this.#code) return false;
     const delta = text.slice(open.end);
+    const point = open.point;
+    if (!point) {
+      if (!open.exact || delta.trim() !== "") return false;
+      open.end = text.length; // trailing blanks change nothing
+      return true;
+    }
     const words = delta.trimEnd();
     if (words) {
       if (point.lineDone || /[\r\n]/.test(words) || !PLAIN_DELTA.test(words)) return false;
-      const recent = point.tail + words;
-      if (AUTOLINK_START.test(recent) || recent.includes("](")) return false;
+      const recent = point.pending + words;
+      if (LINK_WORD.test(point.word + recent) || /\S{200}$/.test(point.word + recent)) return false;
+      // A character right after *, _ or ~ can make (or unmake) emphasis; after ] a link.
+      if (/[*_~`\]]$/.test(point.word) && /^\S/.test(recent)) return false;
       if (!point.node) {
         point.node = this.document.createTextNode("");
         point.block.append(point.node);
       }
       point.node.appendData(point.pending + words);
-      point.tail = recent.slice(-8);
+      point.word = /\s/.test(recent) ? /\S*$/.exec(recent)[0] : point.word + recent;
       point.pending = "";
     }
     const blanks = delta.slice(words.length);
