@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -89,6 +90,17 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The cache holds rate-limit counters and issued ChatKit sessions: shared through Redis
+# across workers when there is one.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "chat:cache",
+    }
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -171,6 +183,14 @@ CHAT_ALLOW_GUESTS = env.bool("CHAT_ALLOW_GUESTS", default=True)
 CHAT_MAX_MESSAGE_BYTES = env.int("CHAT_MAX_MESSAGE_BYTES", default=32 * 1024)
 CHAT_MAX_CONCURRENT_RUNS = env.int("CHAT_MAX_CONCURRENT_RUNS", default=3)
 CHAT_MESSAGES_PER_MINUTE = env.int("CHAT_MESSAGES_PER_MINUTE", default=20)
+
+# ChatKit: a hosted workflow (session tokens) or this server's own ChatKit endpoint.
+CHATKIT_BACKEND = env.str("CHATKIT_BACKEND", default="auto")  # auto, hosted, self, off
+if CHATKIT_BACKEND not in {"auto", "hosted", "self", "off"}:
+    raise ImproperlyConfigured("CHATKIT_BACKEND must be one of auto, hosted, self, off.")
+CHATKIT_WORKFLOW_ID = env.str("CHATKIT_WORKFLOW_ID", default="")
+CHATKIT_DOMAIN_KEY = env.str("CHATKIT_DOMAIN_KEY", default="domain_pk_localhost_dev")
+CHATKIT_SESSIONS_RATE = env.str("CHATKIT_SESSIONS_RATE", default="10/m")
 
 LOGGING = {
     "version": 1,

@@ -117,13 +117,29 @@ def json_csrf(view: Callable[..., Awaitable[HttpResponse]]) -> Callable[..., Awa
     """Accept a JSON request without a CSRF token when it is same-site by its Origin or
     Referer (a cross-site page cannot send `application/json` without CORS); any other
     request follows Django's CSRF rules."""
+    return _csrf_guard(view, json_only=True)
 
+
+def origin_csrf(view: Callable[..., Awaitable[HttpResponse]]) -> Callable[..., Awaitable[HttpResponse]]:
+    """Accept a request without a CSRF token when its Origin or Referer names this site,
+    whatever its body's type (for clients that post bare bodies); a request naming neither
+    follows Django's CSRF rules."""
+    return _csrf_guard(view, json_only=False)
+
+
+def _csrf_guard(
+    view: Callable[..., Awaitable[HttpResponse]], *, json_only: bool
+) -> Callable[..., Awaitable[HttpResponse]]:
     @csrf_exempt
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         safe = request.method in ("GET", "HEAD", "OPTIONS")
-        json_request = request.content_type == "application/json"
-        if not safe and not (json_request and _same_site(request)):
+        if json_only:
+            vouched = request.content_type == "application/json" and _same_site(request)
+        else:
+            named = request.headers.get("Origin") or request.headers.get("Referer")
+            vouched = bool(named) and _same_site(request)
+        if not safe and not vouched:
             refused = _csrf.process_view(request, view, args, kwargs)
             if refused is not None:
                 return refused

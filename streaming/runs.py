@@ -48,19 +48,23 @@ async def run_start(
     text: str,
     options: RunOptions | None = None,
     client_id: str | None = None,
+    user_message: Message | None = None,
 ) -> RunHandle:
     """Save the user's message and a `streaming` reply (in a new thread if `thread` is
-    None), and start generating it.
+    None), and start generating it. `user_message` is the user's message when a caller has
+    saved it already (ChatKit's store does); `text` is then its text.
 
     Raises `RunRefused` when the user is over a limit: concurrent runs
     (`CHAT_MAX_CONCURRENT_RUNS`) or messages per minute (`CHAT_MESSAGES_PER_MINUTE`).
     """
-    refusal = await sync_to_async(services.run_limit_reached)(user=user)
+    refusal = await sync_to_async(services.run_limit_reached)(
+        user=user, sent=user_message.pk if user_message else None
+    )
     if refusal:
         raise RunRefused(refusal)
     user_message, reply = await sync_to_async(services.reply_start)(
         thread=thread, owner=user, text=text, model_name=agent_runtime.model_name(),
-        client_id=client_id,
+        client_id=client_id, user_message=user_message,
     )
     thread = reply.thread
     run_id = str(reply.pk)

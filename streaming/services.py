@@ -40,16 +40,18 @@ def reply_start(
     text: str,
     model_name: str,
     client_id: str | None = None,
+    user_message: Message | None = None,
 ) -> tuple[Message, Message]:
-    """Save the user's message and an empty assistant message in state `streaming`, in
-    `thread` or a new thread of `owner`'s.
+    """Save the user's message (unless `user_message`, already saved, is given) and an
+    empty assistant message in state `streaming`, in `thread` or a new thread of `owner`'s.
 
     Raises `IntegrityError` (and saves nothing) if a reply with `client_id` exists."""
     if thread is None:
         thread = Thread.objects.create(owner=owner)
-    user_message = Message.objects.create(
-        thread=thread, role=Message.Role.USER, content=text, status=Message.Status.COMPLETED
-    )
+    if user_message is None:
+        user_message = Message.objects.create(
+            thread=thread, role=Message.Role.USER, content=text, status=Message.Status.COMPLETED
+        )
     assistant = Message.objects.create(
         thread=thread,
         role=Message.Role.ASSISTANT,
@@ -117,9 +119,10 @@ def replies_sweep_stale(*, older_than: float, keep: list[str], error: str) -> in
     )
 
 
-def run_limit_reached(*, user: User) -> str:
-    """Why `user` may not start a run now, or "" if they may."""
-    replies = Message.objects.filter(thread__owner=user)
+def run_limit_reached(*, user: User, sent: object = None) -> str:
+    """Why `user` may not start a run now, or "" if they may (`sent`: the id of the
+    message that asks for it, if already saved, which does not count against the limit)."""
+    replies = Message.objects.filter(thread__owner=user).exclude(pk=sent)
     streaming = replies.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
     limit = settings.CHAT_MAX_CONCURRENT_RUNS
     if streaming.count() >= limit:

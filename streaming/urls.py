@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import accounts, seed_views, views
+from . import accounts, chatkit_views, seed_views, views
 
 urlpatterns = [
     path("", views.chat_page, name="chat"),
@@ -24,4 +24,9 @@ urlpatterns = [
     path("api/stream/monitored", seed_views.stream_monitored, name="stream-monitored"),
     path("api/stream/hybrid", seed_views.stream_hybrid, name="stream-hybrid"),
     path("api/message/<str:message_id>", seed_views.message_poll, name="message-poll"),
+    # ChatKit (docs/chatkit.md).
+    path("api/chatkit/session", chatkit_views.chatkit_session, name="chatkit-session"),
+    path("api/chatkit/refresh", chatkit_views.chatkit_refresh, name="chatkit-refresh"),
+    path("chatkit", chatkit_views.chatkit_api, name="chatkit-api"),
+    path("chatkit/", chatkit_views.chatkit_page, name="chatkit-page"),
 ]

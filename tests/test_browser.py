@@ -7,6 +7,7 @@ thread, so Django's async-unsafe check is switched off for this module (for the 
 process only: the daphne servers keep it on).
 """
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -587,3 +588,87 @@ def test_another_guest_cannot_see_the_thread(
         )
         assert status == 404, (path, status, body)
         assert "forty two" not in body
+
+
+# The /chatkit/ page. ChatKit's own script comes from OpenAI's CDN, which tests cannot
+# reach: the browser gets a stand-in for it that drives the page's options the way
+# ChatKit does (through `api.fetch` or `api.getClientSecret`).
+
+CHATKIT_SCRIPT = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
+CHATKIT_STANDIN = """
+customElements.define("openai-chatkit", class extends HTMLElement {
+  setOptions(options) {
+    const api = options.api;
+    window.__chatkit = { url: api.url, domainKey: api.domainKey, attachments: options.composer.attachments.enabled };
+    (async () => {
+      if (api.getClientSecret) {
+        const first = await api.getClientSecret(null);
+        const second = await api.getClientSecret(first);
+        window.__chatkit.secrets = [first, second];
+        return;
+      }
+      const body = { type: "threads.create", params: { input: {
+        content: [{ type: "input_text", text: "Hello from ChatKit" }], attachments: [], inference_options: {} } } };
+      const response = await api.fetch(api.url, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      window.__chatkit.status = response.status;
+      window.__chatkit.body = await response.text();
+    })().catch((error) => { window.__chatkit.error = String(error); });
+  }
+});
+"""
+
+
+def serve_chatkit_standin(page: Page) -> None:
+    page.route(CHATKIT_SCRIPT, lambda route: route.fulfill(
+        status=200, content_type="text/javascript", body=CHATKIT_STANDIN
+    ))
+
+
+def test_chatkit_page_drives_this_servers_chatkit_endpoint(context, site, standin) -> None:
+    text = sentence(12)
+    standin.script(Reply(text=text))
+    page = context.new_page()
+    serve_chatkit_standin(page)
+    assert page.goto(f"{site}/chatkit/").status == 200
+    expect(page.locator("#chatkit-mode")).to_contain_text("this server's conversations")
+    page.wait_for_function("() => window.__chatkit && (window.__chatkit.body || window.__chatkit.error)")
+    result = page.evaluate("() => window.__chatkit")
+    assert result.get("error") is None and result["status"] == 200
+    assert result["url"] == "/chatkit" and result["domainKey"] == "domain_pk_localhost_dev"
+    assert result["attachments"] is False
+    events = [json.loads(line[6:]) for line in result["body"].split("\n") if line.startswith("data: ")]
+    deltas = [e["update"]["delta"] for e in events if e["type"] == "thread.item.updated" and "delta" in e["update"]]
+    assert "".join(deltas) == text
+    reply = Message.objects.get(role="assistant")
+    assert (reply.content, reply.status, reply.thread.title) == (text, "completed", "Hello from ChatKit")
+    assert page.evaluate("() => window.__cspViolations") == []
+
+
+def test_chatkit_page_on_a_hosted_workflow_gets_and_refreshes_secrets(daphne_server, context, standin) -> None:
+    server = daphne_server(
+        OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=standin.base_url, CHATKIT_WORKFLOW_ID="wf_browser",
+        DJANGO_ALLOW_ASYNC_UNSAFE="",
+    )
+    page = context.new_page()
+    serve_chatkit_standin(page)
+    assert page.goto(f"{server.url}/chatkit/").status == 200
+    expect(page.locator("#chatkit-mode")).to_contain_text("OpenAI-hosted workflow")
+    page.wait_for_function("() => window.__chatkit && (window.__chatkit.secrets || window.__chatkit.error)")
+    result = page.evaluate("() => window.__chatkit")
+    assert result.get("error") is None
+    first, second = result["secrets"]
+    assert first.startswith("ek_") and second.startswith("ek_") and first != second
+    creates = [r for r in standin.requests if r.path == "/v1/chatkit/sessions"]
+    assert [r.json["workflow"] for r in creates] == [{"id": "wf_browser"}] * 2
+    assert len({r.json["user"] for r in creates}) == 1
+    assert [r for r in standin.requests if r.path.endswith("/cancel")]
+
+
+def test_chatkit_page_says_so_when_chatkits_script_cannot_load(context, site) -> None:
+    page = context.new_page()
+    page.route(CHATKIT_SCRIPT, lambda route: route.abort())
+    assert page.goto(f"{site}/chatkit/").status == 200
+    expect(page.locator("#chatkit-unavailable")).to_be_visible()
+    expect(page.locator("#chatkit-unavailable")).to_contain_text("could not be loaded from OpenAI")
+    expect(page.locator("#chatkit")).to_be_hidden()
