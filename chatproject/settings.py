@@ -216,3 +216,5 @@ STREAM_WORKER_TTL = env.float("STREAM_WORKER_TTL", default=6.0)
 STREAM_REAP_INTERVAL = env.float("STREAM_REAP_INTERVAL", default=2.0)
 STREAM_IDLE_CHECK_SECONDS = env.float("STREAM_IDLE_CHECK_SECONDS", default=5.0)
 STREAM_SSE_HEARTBEAT_SECONDS = env.float("STREAM_SSE_HEARTBEAT_SECONDS", default=15.0)
+# On SIGTERM, how long this worker's runs may keep generating before they are interrupted.
+STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=20.0)

@@ -17,7 +17,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import runs, selectors
+from . import drain, runs, selectors
 from .events import is_terminal
 from .formatters import seed_message
 from .guests import guest_user_create
@@ -40,6 +40,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.sent: dict[str, int] = {}  # run id -> last seq sent on this connection
         self.done: set[str] = set()  # runs whose terminal event was sent
         self.paused = False
+        self.restarting = False
         self.current: str | None = None
         self.watched: set[str] = set()
         user = self.scope.get("user")
@@ -52,13 +53,27 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if self.user is None:
             await self.send_json({"type": "error", "error": "Log in to chat."})
             await self.close(code=4401)
+        elif drain.track(self):  # the worker started draining while this one connected
+            await self.restart()
+
+    async def restart(self) -> None:
+        """The worker is draining: close with 1012 (Service Restart), so that the client
+        reconnects to another worker and subscribes again from its last seq. The runs it
+        followed keep going, even those started with `cancel_on_disconnect`."""
+        self.restarting = True
+        for task in self.followers.values():
+            task.cancel()
+        await self.close(code=drain.SERVICE_RESTART)
 
     async def disconnect(self, code: int) -> None:
+        drain.untrack(self)
         for task in self.followers.values():
             task.cancel()
         for thread_id in self.watched:
             with contextlib.suppress(Exception):
                 await self.channel_layer.group_discard(thread_group(thread_id), self.channel_name)
+        if self.restarting:
+            return  # the client resumes on another worker: it has not left
         for run_id in list(self.followers):
             if await runs.run_cancels_on_disconnect(run_id):
                 await runs.run_stop(run_id=run_id)
@@ -164,7 +179,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
     def _follow(self, run_id: str, after: int) -> None:
         self.current = run_id
         self.sent.setdefault(run_id, after)
-        if self.paused or run_id in self.followers:
+        if self.paused or self.restarting or run_id in self.followers:
             return
         self.followers[run_id] = asyncio.create_task(self._pump(run_id, max(after, self.sent[run_id])))
 

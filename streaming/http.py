@@ -17,7 +17,7 @@ from django.http.request import split_domain_port, validate_host
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from . import runs
+from . import drain, runs
 from .events import Event
 from .formatters import HEARTBEAT, sse_data, sse_preamble
 from .producer import RunOptions
@@ -150,12 +150,38 @@ def _csrf_guard(
 
 Formatter = Callable[[Event], bytes | None]
 
+# Sent as a resumable stream ends for a restart: EventSource reconnects after this many
+# milliseconds (instead of the preamble's 2000) with Last-Event-ID, through the proxy to
+# another worker.
+RESTART_RETRY = b"retry: 250\n\n"
+
+
+class Restarting(Exception):
+    """Wakes a resumable stream up to end it: the worker is draining."""
+
+
+class OpenStream:
+    """An SSE stream as the drain sees it: a resumable one ends when the worker drains;
+    the others (the seed endpoints cannot resume) follow their run to its end."""
+
+    def __init__(self, queue: "asyncio.Queue[Event | BaseException | None]", *, resumable: bool) -> None:
+        self.queue = queue
+        self.resumable = resumable
+        self.restarting = False
+
+    async def restart(self) -> None:
+        if self.resumable:
+            self.restarting = True
+            self.queue.put_nowait(Restarting())
+
 
 async def follow_run(
-    run_id: str, after: int, formatter: Formatter, *, on_error: Callable[[str], bytes]
+    run_id: str, after: int, formatter: Formatter, *, on_error: Callable[[str], bytes],
+    resumable: bool = False,
 ) -> AsyncIterator[bytes]:
     """A run's events as SSE pieces, with a heartbeat comment when it is quiet. If the
-    client leaves before the end and the run asked for it, the run is stopped."""
+    client leaves before the end and the run asked for it, the run is stopped. A
+    `resumable` stream (the client resumes with Last-Event-ID) ends when the worker drains."""
     # The stream needs no database: give the request's connection back now, or every open
     # stream would hold one until it ends.
     await sync_to_async(connections.close_all)()
@@ -171,6 +197,9 @@ async def follow_run(
             queue.put_nowait(exc)
 
     task = asyncio.create_task(pump(), name=f"sse-{run_id}")
+    stream = OpenStream(queue, resumable=resumable)
+    if drain.track(stream):
+        await stream.restart()
     ended = False
     try:
         while True:
@@ -180,6 +209,10 @@ async def follow_run(
             except TimeoutError:
                 yield HEARTBEAT
                 continue
+            if stream.restarting:
+                ended = True  # the client resumes elsewhere: not a disconnect
+                yield RESTART_RETRY
+                return
             if item is None:
                 ended = True
                 return
@@ -196,6 +229,7 @@ async def follow_run(
                 yield piece
     finally:
         task.cancel()
+        drain.untrack(stream)
         if not ended and await runs.run_cancels_on_disconnect(run_id):
             await asyncio.shield(runs.run_stop(run_id=run_id))
 

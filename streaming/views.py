@@ -169,7 +169,9 @@ async def run_events(request: HttpRequest, run_id: object) -> HttpResponse:
     if not await runs.run_exists(found):
         return json_error("This reply's event log has expired; read it from its thread.", status=410)
     on_error = error_piece({"run_id": found, "type": "error"})
-    return sse_response(follow_run(found, after, formatters.sse_native, on_error=on_error))
+    return sse_response(
+        follow_run(found, after, formatters.sse_native, on_error=on_error, resumable=True)
+    )
 
 
 @json_csrf

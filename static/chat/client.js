@@ -5,6 +5,14 @@
 
 export const TERMINAL = new Set(["completed", "stopped", "failed", "interrupted"]);
 
+// WebSocket close code 1012 (Service Restart): the server is draining before a restart.
+// Another one can take over at once, so the first reconnect does not wait.
+export const SERVICE_RESTART = 1012;
+
+// A 503 (a server restarting, or none available) means the request was not processed:
+// retried after its Retry-After (else the backoff delay), this many times.
+const UNAVAILABLE_RETRIES = 5;
+
 // A native event `{run_id, seq, type, ...}` from either wire shape: WebSocket tokens become
 // deltas, WebSocket failures (`type: "error"` with a `seq`) take their `status` as type.
 export function normalize(message) {
@@ -387,13 +395,15 @@ export class ChatClient {
   }
 
   // Connects the current transport, falling back along the list while they fail to connect;
-  // `retrying`: first wait the backoff delay (a transport that worked here is retried).
-  async establish(retrying) {
+  // `retrying`: first wait the backoff delay (a transport that worked here is retried),
+  // except before the first attempt when `now`.
+  async establish(retrying, { now = false } = {}) {
     const epoch = this.epoch; // close() ends this attempt, even if connect() follows at once
     while (!this.closed && epoch === this.epoch) {
       if (retrying) {
         this.setStatus("reconnecting");
-        await this.sleep(backoffDelay(this.attempt++, this.backoff));
+        if (now) now = false;
+        else await this.sleep(backoffDelay(this.attempt++, this.backoff));
       }
       this.transportName = this.names[this.index];
       this.setStatus(retrying ? "reconnecting" : "connecting");
@@ -442,13 +452,14 @@ export class ChatClient {
     else if (state === "down") this.dropped(info);
   }
 
-  // The transport in use dropped: fall back if it never worked, else reconnect after a delay.
+  // The transport in use dropped: fall back if it never worked, else reconnect after a delay
+  // (at once when the server closed it to restart: another server resumes the runs).
   dropped(info) {
     this.transport?.close();
     this.transport = null;
     for (const follower of this.active()) follower.detach();
     if (info.fatal) return this.close();
-    this.connecting = this.establish(!this.fallBack());
+    this.connecting = this.establish(!this.fallBack(), { now: info.code === SERVICE_RESTART });
   }
 
   // Moves on to the next transport unless this one worked here or is the last; returns whether it did.
@@ -513,16 +524,25 @@ export class ChatClient {
   }
 
   // POSTs JSON; resolves with the answer, or throws an Error with `status` and `data`.
+  // A 503 is retried (the request was not processed: safe even for a new message).
   async request(path, body) {
-    const response = await this.fetch(this.baseUrl + path, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": this.csrfToken },
-      body: JSON.stringify(body),
-    });
-    const data = await response.json().catch(() => ({}));
-    if (response.ok) return data;
-    throw Object.assign(new Error(data.error || `HTTP ${response.status}`), { status: response.status, data });
+    for (let attempt = 0; ; attempt++) {
+      const response = await this.fetch(this.baseUrl + path, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": this.csrfToken },
+        body: JSON.stringify(body),
+      });
+      const data = await response.json().catch(() => ({}));
+      if (response.ok) return data;
+      if (response.status === 503 && attempt < UNAVAILABLE_RETRIES) {
+        const seconds = Number(response.headers?.get?.("Retry-After"));
+        const delay = seconds > 0 ? seconds * 1000 : backoffDelay(attempt, this.backoff);
+        await new Promise((resolve) => this.setTimeout(resolve, delay));
+        continue;
+      }
+      throw Object.assign(new Error(data.error || `HTTP ${response.status}`), { status: response.status, data });
+    }
   }
 
   // Closes the connection; followers keep their position, so connect() resumes them.

@@ -65,10 +65,14 @@ class FakeWebSocket {
     this.readyState = 1;
     this.onopen?.({});
   }
-  fail() { // error (and close) before or after opening
+  fail(code = 1006) { // error (and close) before or after opening
     this.readyState = 3;
     this.onerror?.({});
-    this.onclose?.({ code: 1006 });
+    this.onclose?.({ code });
+  }
+  closeBy(code) { // the server closes the connection cleanly
+    this.readyState = 3;
+    this.onclose?.({ code });
   }
   deliver(...events) {
     for (const event of events) this.onmessage?.({ data: JSON.stringify(wire(event)) });
@@ -105,6 +109,10 @@ function reset() {
 }
 
 const json = (body, status = 200) => ({ ok: status < 300, status, json: async () => body });
+// What a draining server answers (streaming/drain.py).
+const restarting = () => ({
+  ok: false, status: 503, headers: new Headers({ "Retry-After": "1" }), json: async () => ({ error: "This server is restarting; retry." }),
+});
 
 // A fake poll endpoint over `log`, `chunk` events per answer; `script(url, n)` may override.
 function fakePollFetch(log, { chunk = 2, script } = {}) {
@@ -596,4 +604,100 @@ test("SSETransport alone: after= in the URL, native events, closed on the termin
   source.deliver(...runLog().slice(2));
   assert.deepEqual(events.map((e) => e.seq), [3, 4, 5, 6, 7]);
   assert.ok(source.closed, "EventSource closed so that it does not reconnect");
+});
+
+test("WebSocket closed with 1012 (server restarting): reconnects at once, resumes after the last seq", async () => {
+  reset();
+  const clock = fakeClock();
+  const statuses = [];
+  const client = new ChatClient({ WebSocket: FakeWebSocket, random: () => 0, onStatus: (s) => statuses.push(s.state), ...clock });
+  const connected = client.connect();
+  FakeWebSocket.all[0].open();
+  await connected;
+  const seen = recorder();
+  client.follow(RUN, seen.handlers);
+  const log = runLog();
+  FakeWebSocket.all[0].deliver(...log.slice(0, 3));
+  FakeWebSocket.all[0].closeBy(1012);
+  await flush();
+  assert.equal(FakeWebSocket.all.length, 2, "a new connection at once");
+  assert.deepEqual(clock.delays, [], "without waiting");
+  FakeWebSocket.all[1].fail(); // reached the draining server again: refused
+  await flush();
+  assert.deepEqual(clock.delays, [500], "later attempts back off as usual");
+  await clock.tick();
+  const next = FakeWebSocket.all[2];
+  next.open();
+  await flush();
+  assert.deepEqual(next.sent, [{ command: "subscribe", run_id: RUN, after: 3 }]);
+  next.deliver(...log.slice(3));
+  assert.equal(seen.texts.at(-1), TEXT);
+  assert.deepEqual(seen.events.map((e) => e.seq), log.map((e) => e.seq));
+  assert.equal(seen.ends.length, 1);
+  assert.deepEqual(statuses, ["connecting", "open", "reconnecting", "open"]);
+
+  next.closeBy(1006); // any other drop waits the backoff delay first
+  await flush();
+  assert.equal(FakeWebSocket.all.length, 3);
+  assert.deepEqual(clock.delays, [500, 500]);
+  client.close();
+});
+
+test("503 (a server restarting) is retried, not fatal: start, polling and SSE", async () => {
+  reset();
+  const clock = fakeClock();
+  const log = runLog();
+  const posts = [];
+  const events = fakePollFetch(log, { chunk: 3, script: (url, n) => n === 2 && restarting });
+  const fetch = async (url, init = {}) => {
+    if (init.method !== "POST") return events.fetch(url, init);
+    posts.push(url);
+    return posts.length <= 2 ? restarting() : json({ run_id: RUN, message_id: RUN, thread_id: "t1" }, 201);
+  };
+  const client = new ChatClient({ prefer: "poll", fetch, random: () => 0, ...clock });
+  await client.connect();
+  const seen = recorder();
+  const sending = client.send("Hello", { threadId: "t1", ...seen.handlers });
+  await flush();
+  assert.deepEqual(clock.delays, [1000], "after Retry-After");
+  await clock.tick();
+  await clock.tick();
+  const sent = await sending;
+  assert.equal(sent.run_id, RUN);
+  assert.equal(posts.length, 3);
+  await flush(); // the first poll answers; the second gets a 503
+  assert.equal(client.state, "reconnecting");
+  await clock.tick();
+  assert.deepEqual(events.calls.map((c) => c.url), [
+    `/api/runs/${RUN}/poll?after=0&wait=20`,
+    `/api/runs/${RUN}/poll?after=3&wait=20`, // 503
+    `/api/runs/${RUN}/poll?after=3&wait=20`,
+    `/api/runs/${RUN}/poll?after=6&wait=20`,
+  ]);
+  assert.equal(seen.texts.at(-1), TEXT);
+  assert.equal(seen.ends.length, 1);
+  client.close();
+
+  const stubborn = new ChatClient({ prefer: "poll", fetch: async () => restarting(), random: () => 0, ...clock });
+  const refused = assert.rejects(stubborn.send("Hello", { threadId: "t1" }), { status: 503, message: "This server is restarting; retry." });
+  await flush();
+  for (let i = 0; i < 5; i++) await clock.tick(); // five retries, then the error
+  await refused;
+
+  // SSE: EventSource hides the status; one that gives up after having worked is reconnected.
+  reset();
+  const sse = new ChatClient({ transports: ["sse", "poll"], EventSource: FakeEventSource, random: () => 0, ...clock });
+  await sse.connect();
+  const followed = recorder();
+  sse.follow(RUN, followed.handlers);
+  FakeEventSource.all[0].open();
+  FakeEventSource.all[0].deliver(...log.slice(0, 2));
+  FakeEventSource.all[0].fail(2); // the stream ended and the reconnect got a 503: CLOSED
+  await clock.tick();
+  assert.equal(sse.transportName, "sse", "no fallback to polling");
+  assert.equal(FakeEventSource.all[1].url, `/api/runs/${RUN}/events?after=2`);
+  FakeEventSource.all[1].open();
+  FakeEventSource.all[1].deliver(...log.slice(2));
+  assert.equal(followed.texts.at(-1), TEXT);
+  sse.close();
 });
