@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+from asgiref.sync import sync_to_async
 from chatkit.server import ChatKitServer
 from chatkit.types import (
     AssistantMessageContent,
@@ -26,10 +27,12 @@ from chatkit.types import (
     UserMessageItem,
 )
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
-from . import runs, services
+from . import drain, runs, services
 from .chatkit_store import ChatKitContext, ModelStore, item_text
+from .events import Event
 from .models import Message, Thread
 
 logger = logging.getLogger(__name__)
@@ -83,23 +86,19 @@ class ChatServer(ChatKitServer[ChatKitContext]):
                 content_index=0, content=AssistantMessageContent(text="")
             ),
         )
+        # ChatKitServer has saved the new title by now. Following the run needs no
+        # database: give the request's connection back to the pool for the length of the
+        # reply, or every open stream would hold one.
+        await sync_to_async(connections.close_all)()
         parts: list[str] = []
-        async for event in runs.run_subscribe(handle.run_id, 0):
-            kind = event["type"]
-            if kind == "delta":
-                parts.append(event["text"])
-                yield ThreadItemUpdatedEvent(
-                    item_id=item.id,
-                    update=AssistantMessageContentPartTextDelta(content_index=0, delta=event["text"]),
-                )
-            elif kind in ("completed", "stopped"):
-                for done in _done(item, "".join(parts)):
-                    yield done
-            elif kind in ("failed", "interrupted"):
-                if parts:
-                    for done in _done(item, "".join(parts)):
-                        yield done
-                yield ErrorEvent(code="custom", message=event.get("error") or kind, allow_retry=True)
+        stream = _Unresumable()
+        drain.track(stream)
+        try:
+            async for event in runs.run_subscribe(handle.run_id, 0):
+                for out in _chatkit_events(item, event, parts):
+                    yield out
+        finally:
+            drain.untrack(stream)
 
     async def handle_stream_cancelled(
         self, thread: ThreadMetadata, pending_items: list[ThreadItem], context: ChatKitContext
@@ -109,6 +108,33 @@ class ChatServer(ChatKitServer[ChatKitContext]):
         for item in pending_items:
             if isinstance(item, AssistantMessageItem):
                 await _stop_and_wait(item.id)
+
+
+class _Unresumable:
+    """A ChatKit stream as the drain sees it: ChatKit cannot resume a stream, so it
+    follows its run to the end (or to the drain's deadline)."""
+
+    async def restart(self) -> None:
+        return None
+
+
+def _chatkit_events(item: AssistantMessageItem, event: Event, parts: list[str]) -> list[ThreadStreamEvent]:
+    """ChatKit's events for one of the run's events (`parts`: the text so far)."""
+    kind = event["type"]
+    if kind == "delta":
+        parts.append(event["text"])
+        return [
+            ThreadItemUpdatedEvent(
+                item_id=item.id,
+                update=AssistantMessageContentPartTextDelta(content_index=0, delta=event["text"]),
+            )
+        ]
+    if kind in ("completed", "stopped"):
+        return _done(item, "".join(parts))
+    if kind in ("failed", "interrupted"):
+        done = _done(item, "".join(parts)) if parts else []
+        return [*done, ErrorEvent(code="custom", message=event.get("error") or kind, allow_retry=True)]
+    return []
 
 
 def _text_problem(text: str) -> str:

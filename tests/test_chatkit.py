@@ -344,6 +344,32 @@ async def test_a_cancelled_stream_stops_the_run_and_keeps_the_partial_reply(daph
     session.close()
 
 
+async def test_open_chatkit_streams_hold_no_database_connections(daphne_server, standin) -> None:
+    streams = 5
+    words = [f"w{i} " for i in range(60)]
+    standin.script(*[Reply(tokens=words, tps=20) for _ in range(streams)])  # 3 s each
+    server = daphne_server(
+        OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=standin.base_url, AGENT_MODEL="gpt-test",
+        DATABASE_POOL_SIZE="2", DATABASE_POOL_TIMEOUT="1.5", CHAT_MAX_CONCURRENT_RUNS="10",
+    )
+    session = guest_session(server.url)
+    client = httpx.AsyncClient(base_url=server.url, cookies=session.cookies, headers=dict(session.headers), timeout=30)
+
+    async def converse(i: int) -> str:
+        body = {"type": "threads.create", "params": {"input": user_input(f"Question {i}")}}
+        response = await client.post("/chatkit", json=body)
+        assert response.status_code == 200
+        events = [json.loads(line[6:]) for line in response.text.split("\n") if line.startswith("data: ")]
+        return streamed_text(events)
+
+    async with client:
+        # More streams than the pool holds connections: if a stream kept one for the
+        # length of its reply, the others would wait longer than the pool's timeout.
+        texts = await asyncio.gather(*(converse(i) for i in range(streams)))
+    assert texts == ["".join(words)] * streams
+    session.close()
+
+
 async def _settled_reply() -> Message:
     for _ in range(100):
         reply = await Message.objects.aget(role="assistant")

@@ -254,3 +254,28 @@ async def test_a_second_sigterm_interrupts_the_runs_without_waiting_for_the_drai
     assert got[-1]["type"] == "interrupted" and contiguous(got)
     reply = await Message.objects.aget(pk=run_id)
     assert (reply.status, reply.content) == ("interrupted", text_of(got))
+
+
+async def test_a_chatkit_stream_cannot_resume_so_the_drain_lets_it_finish(start_worker, standin) -> None:
+    worker = start_worker()
+    pair = Pair(worker, worker)
+    standin.script(Reply(text=TEXT, tps=40))
+    body = {"type": "threads.create", "params": {"input": {
+        "content": [{"type": "input_text", "text": "hello"}], "attachments": [], "inference_options": {},
+    }}}  # fmt: skip
+    deltas: list[str] = []
+    async with (
+        pair.client(worker) as client,
+        client.stream("POST", "/chatkit", json=body) as response,
+    ):
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            event = json.loads(line[6:]) if line.startswith("data: ") else {}
+            if event.get("type") == "thread.item.updated" and "delta" in event["update"]:
+                deltas.append(event["update"]["delta"])
+                if len(deltas) == 3:
+                    worker.process.send_signal(signal.SIGTERM)
+    assert "".join(deltas) == TEXT
+    assert await exit_status(worker, 20) == 0
+    reply = await Message.objects.aget(role="assistant")
+    assert (reply.status, reply.content) == ("completed", TEXT)
