@@ -1,6 +1,6 @@
 # Make sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432) are up for the tests:
 # start them if installed but stopped; install them with apt-get when we are root on Debian;
-# otherwise say what to install. Sourced by scripts/test.sh.
+# otherwise say what to install. Sourced by scripts/test.sh and scripts/stack.sh.
 
 port_open() {
   python3 - "$1" <<'PY' 2>/dev/null
@@ -71,6 +71,19 @@ ensure_chromium() {
   apt_install chromium || {
     echo "error: the browser tests need Chromium at /usr/bin/chromium." >&2
     echo "       Install it (Debian/Ubuntu: sudo apt-get install chromium)." >&2
+    exit 1
+  }
+}
+
+# Debian's nginx for the scale-out stack's twin (scripts/stack.sh) and its tests. Only the
+# binary is used: the twin runs it with a configuration of its own, as any user.
+ensure_nginx() {
+  if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
+    return 0
+  fi
+  apt_install nginx || {
+    echo "error: the scale-out stack needs nginx (/usr/sbin/nginx)." >&2
+    echo "       Install it (Debian/Ubuntu: sudo apt-get install nginx; macOS: brew install nginx)." >&2
     exit 1
   }
 }

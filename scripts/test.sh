@@ -8,6 +8,7 @@ source scripts/services.sh
 ensure_redis
 ensure_postgres
 ensure_chromium
+ensure_nginx
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"

@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -40,6 +42,7 @@ def _key(kind: str, name: str) -> str:
 STOP_CHANNEL = _key("control", "stop")
 FANOUT_MODES = ("pubsub", "xread")
 XREAD_BLOCK_MS = 1000
+RECONNECT_RETRIES = 2
 
 
 class RedisEventLog:
@@ -51,7 +54,14 @@ class RedisEventLog:
         self.fanout = fanout
         self.retention = int(retention)
         self.max_events = max_events
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=50, timeout=10)
+        # A command that meets a connection Redis has closed (it restarted) reconnects and
+        # is sent again, instead of failing once for every pooled connection. Every command
+        # here may be repeated: an append carries its stream ids, and a repeated publish
+        # is a duplicate that subscribers drop by seq.
+        retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), RECONNECT_RETRIES)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=50, timeout=10, retry=retry
+        )
         self.redis = aioredis.Redis(connection_pool=pool)
         self.listeners: dict[str, set[Inbox]] = {}
         self.pubsub = self.redis.pubsub()
@@ -172,12 +182,19 @@ class RedisEventLog:
         """Subscribe (once per process) and wait until Redis confirms, so that nothing
         published afterwards is missed."""
         async with self.subscribe_lock:
-            self.subscriptions[channel] = self.subscriptions.get(channel, 0) + 1
-            if self.subscriptions[channel] > 1:
+            if self.subscriptions.get(channel, 0) > 0:
+                self.subscriptions[channel] += 1
                 return
             confirmed = asyncio.get_running_loop().create_future()
             self.confirmations[channel] = confirmed
-            await self.pubsub.subscribe(channel)
+            try:
+                await self.pubsub.subscribe(channel)
+            except BaseException:
+                # Redis is unreachable: count nothing, so that the next listener
+                # subscribes again instead of assuming this one did.
+                self.confirmations.pop(channel, None)
+                raise
+            self.subscriptions[channel] = 1
             if self.reader is None or self.reader.done():
                 self.reader = asyncio.create_task(self._read_loop(), name="redis-event-fanout")
         try:
@@ -208,22 +225,34 @@ class RedisEventLog:
                 logger.warning("event fan-out connection lost (%s); reconnecting", exc)
                 await asyncio.sleep(0.5)
                 continue
+            except Exception:
+                # Whatever else a broken connection raises, this process's only reader
+                # keeps going: redis-py reconnects and re-subscribes on the next read.
+                logger.exception("event fan-out read failed; reconnecting")
+                await asyncio.sleep(0.5)
+                continue
             if message is None:
                 continue
-            channel = message["channel"].decode()
-            if message["type"] == "subscribe":
-                confirmed = self.confirmations.get(channel)
-                if confirmed is not None and not confirmed.done():
-                    confirmed.set_result(None)
-            elif message["type"] != "message":
-                continue
-            elif channel == STOP_CHANNEL:
-                if self.on_stop is not None:
-                    self.on_stop(message["data"].decode())
-            else:
-                batch = json.loads(message["data"])
-                for inbox in self.listeners.get(channel[prefix:], ()):
-                    inbox.deliver(batch)
+            try:
+                self._dispatch(message, prefix)
+            except Exception:
+                logger.exception("event fan-out could not dispatch a message")
+
+    def _dispatch(self, message: dict[str, Any], prefix: int) -> None:
+        channel = message["channel"].decode()
+        if message["type"] == "subscribe":
+            confirmed = self.confirmations.get(channel)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
+        elif message["type"] != "message":
+            return
+        elif channel == STOP_CHANNEL:
+            if self.on_stop is not None:
+                self.on_stop(message["data"].decode())
+        else:
+            batch = json.loads(message["data"])
+            for inbox in self.listeners.get(channel[prefix:], ()):
+                inbox.deliver(batch)
 
     # The registry of live runs, heartbeats and stops.
 
