@@ -10,6 +10,9 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -85,7 +88,16 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "chat:layer"},
+            # After a Redis restart, a command on a connection Redis closed reconnects
+            # and is sent again rather than failing (notifications only: safe to repeat).
+            "CONFIG": {
+                "hosts": [{
+                    "address": REDIS_URL,
+                    "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+                    "retry_on_error": [RedisConnectionError],
+                }],
+                "prefix": "chat:layer",
+            },
         }
     }
 else:

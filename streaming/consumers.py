@@ -34,6 +34,12 @@ def thread_group(thread_id: str) -> str:
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            drain.untrack(self)  # also when the connection ended without `disconnect`
+
     async def connect(self) -> None:
         self.user: User | None = None
         self.followers: dict[str, asyncio.Task[None]] = {}
