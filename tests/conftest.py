@@ -154,6 +154,14 @@ def guest_session(base_url: str) -> httpx.Client:
     return client
 
 
+async def start_run_over(http: httpx.AsyncClient, **body: object) -> str:
+    """Start a run in a new thread through the native API; its run id."""
+    thread = (await http.post("/api/threads", json={})).json()
+    response = await http.post(f"/api/threads/{thread['id']}/messages", json={"message": "hello", **body})
+    assert response.status_code == 201, response.text
+    return response.json()["run_id"]
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """The Redis the suite runs against (scripts/test.sh sets TEST_REDIS_URL)."""

@@ -17,7 +17,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from streaming.models import Message
-from tests.conftest import DaphneServer, daphne_env, guest_session
+from tests.conftest import DaphneServer, daphne_env, guest_session, start_run_over
 from tests.sse import parse_sse
 from tests.standin import Reply
 
@@ -70,12 +70,7 @@ def cluster(workers, standin, transactional_db) -> Cluster:
 
 async def start_run(cluster: Cluster, server: DaphneServer, **body) -> str:
     async with cluster.client(server) as client:
-        thread = (await client.post("/api/threads", json={})).json()
-        response = await client.post(
-            f"/api/threads/{thread['id']}/messages", json={"message": "hello", **body}
-        )
-        assert response.status_code == 201, response.text
-        return response.json()["run_id"]
+        return await start_run_over(client, **body)
 
 
 async def read_events(

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from streaming.models import Message
-from tests.conftest import DaphneServer, guest_session
+from tests.conftest import DaphneServer, guest_session, start_run_over
 from tests.sse import parse_sse
 from tests.standin import Reply
 
@@ -64,10 +64,7 @@ def start_worker(daphne_server, standin, redis_url) -> Callable[..., DaphneServe
 
 async def start_run(pair: Pair, server: DaphneServer) -> str:
     async with pair.client(server) as client:
-        thread = (await client.post("/api/threads", json={})).json()
-        response = await client.post(f"/api/threads/{thread['id']}/messages", json={"message": "hello"})
-        assert response.status_code == 201, response.text
-        return response.json()["run_id"]
+        return await start_run_over(client)
 
 
 class SSEReader:

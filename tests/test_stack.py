@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from deploy.twin import Stack, Worker, http_status
 from streaming.logs.redis import RedisEventLog
 from streaming.models import Message
-from tests.conftest import ROOT, daphne_env, free_port, guest_session
+from tests.conftest import ROOT, daphne_env, free_port, guest_session, start_run_over
 from tests.sse import parse_sse
 from tests.standin import Reply
 
@@ -141,12 +141,7 @@ def cookie_header(cookies: httpx.Cookies) -> dict[str, str]:
 
 async def start_run(url: str, cookies: httpx.Cookies, **body) -> str:
     async with client(url, cookies) as http:
-        thread = (await http.post("/api/threads", json={})).json()
-        response = await http.post(
-            f"/api/threads/{thread['id']}/messages", json={"message": "hello", **body}
-        )
-        assert response.status_code == 201, response.text
-        return response.json()["run_id"]
+        return await start_run_over(http, **body)
 
 
 async def read_sse(
