@@ -301,6 +301,28 @@ async def test_bad_requests_get_clear_errors(standin) -> None:
     assert (await AsyncClient().get("/chatkit")).status_code == 405
 
 
+async def test_a_chatkit_reply_is_a_run_that_stops_from_the_native_api(standin) -> None:
+    words = [f"w{i} " for i in range(400)]
+    standin.script(Reply(tokens=words, tps=40))
+    client, _ = await member("ann")
+    body = {"type": "threads.create", "params": {"input": user_input("Count slowly")}}
+    response = await client.post("/chatkit", data=json.dumps(body), content_type="application/json")
+    events = []
+    chunks = aiter(response.streaming_content)
+    while streamed_text(events).count(" ") < 5:
+        events.append(json.loads((await anext(chunks)).decode()[6:]))
+    [added] = [e for e in events if e["type"] == "thread.item.added"]
+    run_id = added["item"]["id"]
+    stop = await client.post(f"/api/runs/{run_id}/stop", data={}, content_type="application/json")
+    assert stop.status_code == 202
+    events += [json.loads(chunk.decode()[6:]) async for chunk in chunks]
+    [done] = [e for e in events if e["type"] == "thread.item.done" and e["item"]["type"] == "assistant_message"]
+    text = streamed_text(events)
+    assert done["item"]["content"][0]["text"] == text and 0 < len(text) < len("".join(words))
+    reply = await Message.objects.aget(pk=run_id)
+    assert (reply.status, reply.content) == ("stopped", text)
+
+
 async def test_model_errors_end_the_stream_with_a_chatkit_error(standin) -> None:
     standin.script(Reply(error_status=500, error_message="Upstream exploded."))
     client, _ = await member("ann")
