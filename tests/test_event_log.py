@@ -179,6 +179,22 @@ async def test_listen_delivers_each_appended_batch_to_every_listener_until_the_c
         assert inbox.queue.empty()
 
 
+async def test_a_final_append_that_finds_its_seq_taken_delivers_nothing(logs) -> None:
+    """Two workers ending the same run (a slow producer and the reaper that took it for
+    dead): listeners hear only the terminal event the log holds."""
+    log = logs.make()
+    run = logs.name()
+    logged = run_events(run, ["a"], end=False)
+    interrupted = events.terminal(run, 3, type="interrupted", values=METRICS, error="gone")
+    completed = events.terminal(run, 3, type="completed", values=METRICS)
+    await log.append(run, logged)
+    async with log.listen(run) as inbox:
+        await log.append(run, [interrupted], final=True)
+        await log.append(run, [completed], final=True)
+        assert await drain(inbox, wait=0.3) == [[interrupted]]
+    assert await log.read(run, 0) == [*logged, interrupted]
+
+
 async def test_listen_receives_batches_appended_through_another_redis_connection(
     redis_url: str,
 ) -> None:

@@ -52,13 +52,16 @@ class MemoryEventLog:
     async def append(self, run_id: str, events: list[Event], *, final: bool = False) -> None:
         log = self.logs.setdefault(run_id, _RunLog())
         top = log.events[-1]["seq"] if log.events else 0
-        log.events.extend(e for e in events if e["seq"] > top)  # a retried append is a no-op
+        added = [e for e in events if e["seq"] > top]  # a retried append adds nothing
+        log.events.extend(added)
         if len(log.events) > self.max_events:
             del log.events[: len(log.events) - self.max_events]
         if final:
             log.ended_at = time.monotonic()
             self._expire()
-        for inbox in self.listeners.get(run_id, ()):
+        if final:
+            events = added  # only what the log holds: see RedisEventLog._append
+        for inbox in self.listeners.get(run_id, ()) if events else ():
             inbox.deliver(events)
 
     async def read(self, run_id: str, after_seq: int) -> list[Event]:

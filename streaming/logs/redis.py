@@ -85,23 +85,35 @@ class RedisEventLog:
             raise LogUnavailable(str(exc)) from exc
 
     async def _append(self, run_id: str, events: list[Event], *, final: bool) -> None:
+        """One pipelined round trip: XADD each event (its id is `<seq>-0`, so a retried
+        append adds nothing), PUBLISH the batch, EXPIRE. A final append publishes, in a
+        second round trip, only the events it did log: when two workers both end a run
+        (a slow producer and the reaper that took it for dead), subscribers hear only
+        the terminal event the log holds."""
         key = _key("log", run_id)
+        channel = _key("run", run_id)
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
             pipe.xadd(
                 key, {"e": json.dumps(event, ensure_ascii=False)}, id=f"{event['seq']}-0",
                 maxlen=self.max_events, approximate=True,
             )
-        if self.fanout == "pubsub":
-            pipe.publish(_key("run", run_id), json.dumps(events, ensure_ascii=False))
+        publish_now = self.fanout == "pubsub" and not final
+        if publish_now:
+            pipe.publish(channel, json.dumps(events, ensure_ascii=False))
         pipe.expire(key, self.retention if final else LIVE_TTL)
         results = await pipe.execute(raise_on_error=False)
-        for result in results:
+        added = []
+        for index, result in enumerate(results):
             # An id at or below the stream's top means that seq is logged already (a retry).
             if isinstance(result, ResponseError) and "equal or smaller" in str(result):
                 continue
             if isinstance(result, Exception):
                 raise result
+            if index < len(events):
+                added.append(events[index])
+        if self.fanout == "pubsub" and final and added:
+            await self.redis.publish(channel, json.dumps(added, ensure_ascii=False))
 
     async def read(self, run_id: str, after_seq: int) -> list[Event]:
         rows = await self.redis.xrange(_key("log", run_id), min=f"{after_seq + 1}-0")
