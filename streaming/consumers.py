@@ -21,7 +21,7 @@ from . import drain, runs, selectors
 from .events import is_terminal
 from .formatters import seed_message
 from .guests import guest_user_create
-from .http import BadRequest, message_text, run_options
+from .http import BadRequest, client_id_field, message_text, run_options
 from .models import User
 
 logger = logging.getLogger(__name__)
@@ -121,13 +121,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def command_start(self, body: dict[str, Any]) -> None:
         assert self.user is not None
-        text, options = message_text(body), run_options(body)
+        text, options, client_id = message_text(body), run_options(body), client_id_field(body)
         thread_id, thread = body.get("thread_id"), None
         if thread_id:
             thread = await selectors.thread_for_user(user=self.user, thread_id=thread_id)
             if thread is None:
                 raise BadRequest("No such conversation.")
-        handle = await runs.run_start(user=self.user, thread=thread, text=text, options=options)
+        handle, _ = await runs.run_start_once(
+            user=self.user, thread=thread, text=text, options=options, client_id=client_id
+        )
         await self._watch(handle.thread_id)
         self._follow(handle.run_id, 0)
 

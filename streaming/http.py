@@ -62,6 +62,20 @@ def message_text(body: dict[str, Any]) -> str:
     return text
 
 
+CLIENT_ID_LIMIT = 200
+
+
+def client_id_field(body: dict[str, Any]) -> str | None:
+    """The optional `client_id`: the client's id for a message, so that a retry of it
+    attaches to the reply the first attempt started instead of starting another."""
+    value = body.get("client_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > CLIENT_ID_LIMIT:
+        raise BadRequest(f"'client_id' must be a string of 1 to {CLIENT_ID_LIMIT} characters.")
+    return value
+
+
 def _int_field(body: dict[str, Any], name: str, bounds: tuple[int, int]) -> int | None:
     value = body.get(name)
     if value is None:

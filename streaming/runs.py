@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 
 from . import agent_runtime, selectors, services
 from .events import Event
@@ -19,8 +20,8 @@ from .producer import RunOptions
 from .subscribe import RunNotFound, subscribe
 
 __all__ = [
-    "RunHandle", "RunNotFound", "RunOptions", "RunRefused", "run_exists", "run_for_user", "run_start",
-    "run_stop", "run_subscribe",
+    "RunHandle", "RunNotFound", "RunOptions", "RunRefused", "client_key", "run_exists", "run_for_user",
+    "run_start", "run_start_once", "run_stop", "run_subscribe",
 ]
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,50 @@ async def run_start(
         raise
     await _announce(run_id, str(thread.pk), text)
     return RunHandle(run_id=run_id, thread_id=str(thread.pk), user_message_id=str(user_message.pk))
+
+
+def client_key(user: User, client_id: str) -> str:
+    """A client's id for a message, scoped to its user (stored as the reply's `client_id`)."""
+    return f"{user.pk}:{client_id}"
+
+
+async def run_start_once(
+    *,
+    user: User,
+    thread: Thread | None,
+    text: str,
+    client_id: str | None,
+    options: RunOptions | None = None,
+) -> tuple[RunHandle, bool]:
+    """`run_start`, unless `client_id` (the client's id for this message, the same on every
+    retry of it) already has a reply: then that reply's handle. Returns (handle, started)."""
+    if client_id is None:
+        return await run_start(user=user, thread=thread, text=text, options=options), True
+    key = client_key(user, client_id)
+    existing = await _handle_for(key)
+    if existing is not None:
+        return existing, False
+    try:
+        return await run_start(user=user, thread=thread, text=text, options=options, client_id=key), True
+    except IntegrityError:  # a concurrent retry with the same id won the race
+        existing = await _handle_for(key)
+        assert existing is not None
+        return existing, False
+
+
+async def _handle_for(key: str) -> RunHandle | None:
+    reply = await Message.objects.filter(client_id=key).afirst()
+    if reply is None:
+        return None
+    asked = await (
+        Message.objects.filter(
+            thread_id=reply.thread_id, role=Message.Role.USER, created_at__lte=reply.created_at
+        )
+        .order_by("-created_at")
+        .values_list("pk", flat=True)
+        .afirst()
+    )
+    return RunHandle(run_id=str(reply.pk), thread_id=str(reply.thread_id), user_message_id=str(asked or ""))
 
 
 async def _announce(run_id: str, thread_id: str, text: str) -> None:

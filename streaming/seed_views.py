@@ -49,10 +49,6 @@ def _message_id(body: dict[str, Any], *, required: bool) -> str | None:
     return value
 
 
-def _client_key(user: User, message_id: str) -> str:
-    return f"{user.pk}:{message_id}"
-
-
 async def _start(
     user: User, thread: Thread | None, text: str, options: RunOptions, client_id: str | None = None
 ) -> str:
@@ -96,7 +92,7 @@ async def _stream(
         return json_error(str(exc), **error_payload)
     except NoThread:
         return json_error("No such conversation.", status=404, **error_payload)
-    client_id = _client_key(user, message_id) if idempotent and message_id else None
+    client_id = runs.client_key(user, message_id) if idempotent and message_id else None
     existing = client_id and await Message.objects.filter(client_id=client_id).afirst()
     if existing:
         run_id = str(existing.pk)
@@ -229,7 +225,7 @@ async def message_poll(request: HttpRequest, message_id: str) -> HttpResponse:
     """`GET /api/message/<message_id>?after=<n>` → `{"message_id", "tokens", "complete"}`:
     the reply's token pieces (after the n-th), whether it has ended."""
     user = await _user(request)
-    reply = user and await Message.objects.filter(client_id=_client_key(user, message_id)).afirst()
+    reply = user and await Message.objects.filter(client_id=runs.client_key(user, message_id)).afirst()
     if not reply:
         return json_error("No such message.", status=404, message_id=message_id)
     after = whole_number(request.GET.get("after", "0"))

@@ -15,6 +15,7 @@ from .events import is_terminal
 from .http import (
     BadRequest,
     after_seq,
+    client_id_field,
     error_piece,
     follow_run,
     json_body,
@@ -119,7 +120,8 @@ async def thread_detail(request: HttpRequest, thread_id: object) -> HttpResponse
 @json_csrf
 @require_http_methods(["GET", "POST"])
 async def thread_messages(request: HttpRequest, thread_id: object) -> HttpResponse:
-    """GET: the thread's messages. POST `{message, buffer_size?, flush_ms?}`: start a run."""
+    """GET: the thread's messages. POST `{message, buffer_size?, flush_ms?, client_id?}`:
+    start a run (201), or, for a `client_id` that started one already, answer it (200)."""
     user, thread = await _thread(request, thread_id)
     if not thread or not user:
         return json_error(NOT_FOUND, status=404)
@@ -128,11 +130,13 @@ async def thread_messages(request: HttpRequest, thread_id: object) -> HttpRespon
         return JsonResponse({"messages": [formatters.message_json(m) for m in found]})
     try:
         body = json_body(request)
-        text, options = message_text(body), run_options(body)
+        text, options, client_id = message_text(body), run_options(body), client_id_field(body)
     except BadRequest as exc:
         return json_error(str(exc))
     try:
-        handle = await runs.run_start(user=user, thread=thread, text=text, options=options)
+        handle, started = await runs.run_start_once(
+            user=user, thread=thread, text=text, options=options, client_id=client_id
+        )
     except runs.RunRefused as exc:
         return json_error(str(exc), status=429)
     return JsonResponse(
@@ -143,7 +147,7 @@ async def thread_messages(request: HttpRequest, thread_id: object) -> HttpRespon
             "thread_id": handle.thread_id,
             "events_url": f"/api/runs/{handle.run_id}/events",
         },
-        status=201,
+        status=201 if started else 200,
     )
 
 

@@ -449,3 +449,30 @@ async def test_a_quiet_stream_sends_heartbeat_comments(standin, settings) -> Non
     assert chunks.count(b": ping\n\n") >= 2
     got = sse_ids([c for c in chunks if c != b": ping\n\n"])
     assert text_of([event for _, event in got]) == "late reply"
+
+
+async def test_a_retried_message_with_the_same_client_id_attaches_to_its_first_reply(standin) -> None:
+    """A client that retries a send (a timeout, a proxy retrying on another worker) with
+    the same `client_id` gets the reply the first attempt started: one model call, one
+    user message, one reply."""
+    standin.script(Reply(text=TEXT))
+    client = await guest()
+    status, thread = await call(client, "post", "/api/threads", {})
+    url = f"/api/threads/{thread['id']}/messages"
+    first_status, first = await call(client, "post", url, {"message": "hello", "client_id": "c-1"})
+    again_status, again = await call(client, "post", url, {"message": "hello", "client_id": "c-1"})
+    assert (first_status, again_status) == (201, 200)
+    assert again == first
+    assert text_of(await sse(client, first["run_id"])) == TEXT
+    assert len(standin.requests) == 1
+    assert [m.role async for m in Message.objects.filter(thread_id=thread["id"])] == ["user", "assistant"]
+    # Another id is another message; the same id from another user is theirs alone.
+    status, other = await call(client, "post", url, {"message": "again", "client_id": "c-2"})
+    assert status == 201 and other["run_id"] != first["run_id"]
+    bob = await guest()
+    status, bobs_thread = await call(bob, "post", "/api/threads", {})
+    status, bobs = await call(bob, "post", f"/api/threads/{bobs_thread['id']}/messages", {"message": "hi", "client_id": "c-1"})
+    assert status == 201 and bobs["run_id"] != first["run_id"]
+    for bad in ("", 5, "x" * 201):
+        status, body = await call(client, "post", url, {"message": "hi", "client_id": bad})
+        assert (status, body) == (400, {"error": "'client_id' must be a string of 1 to 200 characters."})

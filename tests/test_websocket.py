@@ -398,3 +398,19 @@ async def test_a_refused_start_leaves_no_empty_thread(settings) -> None:
             assert (await ws.receive_json_from(timeout=5))["code"] == "rate_limited"
     assert await Thread.objects.acount() == 1
 
+
+
+async def test_a_start_retried_with_the_same_client_id_follows_the_first_run(standin) -> None:
+    standin.script(Reply(tokens=SLOW[:40], tps=100))
+    _, session = await session_of("ann")
+    async with socket(session) as first:
+        run_id = await start(first, client_id="m-1", flush_ms=5)
+        head = await receive_until(first, lambda e: e.get("seq", 0) >= 3)
+    # The connection dropped; the client sends the same message again, on a new one.
+    async with socket(session) as second:
+        assert await start(second, client_id="m-1") == run_id
+        got = await receive_until(second, is_end)
+    assert tokens_of(got) == "".join(SLOW[:40])
+    assert len(standin.requests) == 1
+    assert await Message.objects.filter(role="user").acount() == 1
+    assert head
