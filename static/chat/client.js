@@ -13,6 +13,17 @@ export const SERVICE_RESTART = 1012;
 // retried after its Retry-After (else the backoff delay), this many times.
 const UNAVAILABLE_RETRIES = 5;
 
+// A client id for a message: 128 random bits (randomUUID needs a secure context;
+// getRandomValues does not).
+export function newClientId() {
+  const crypto = globalThis.crypto;
+  if (crypto?.randomUUID) return crypto.randomUUID();
+  const words = crypto?.getRandomValues
+    ? Array.from(crypto.getRandomValues(new Uint32Array(4)))
+    : Array.from({ length: 4 }, () => Math.floor(Math.random() * 2 ** 32));
+  return words.map((n) => n.toString(16).padStart(8, "0")).join("");
+}
+
 // A native event `{run_id, seq, type, ...}` from either wire shape: WebSocket tokens become
 // deltas, WebSocket failures (`type: "error"` with a `seq`) take their `status` as type.
 export function normalize(message) {
@@ -499,13 +510,16 @@ export class ChatClient {
   }
 
   // Sends a message (WebSocket `start` when it is open, else HTTP) and follows its reply.
+  // The message carries a `client_id`, the same on every retry of it: a retry that reaches
+  // the server after the first attempt did gets that attempt's reply, not a second one.
   async send(message, { threadId = null, options = {}, ...handlers } = {}) {
+    const sending = { ...options, client_id: newClientId() };
     let run;
     if (this.transport && this.transportName === "websocket") {
-      run = await this.transport.start(message, { threadId, ...options });
+      run = await this.transport.start(message, { threadId, ...sending });
     } else {
       threadId ??= (await this.request("/api/threads", {})).id;
-      run = await this.request(`/api/threads/${encodeURIComponent(threadId)}/messages`, { message, ...options });
+      run = await this.request(`/api/threads/${encodeURIComponent(threadId)}/messages`, { message, ...sending });
     }
     const thread_id = run.thread_id ?? threadId;
     if (thread_id) this.threads.add(thread_id);
@@ -524,15 +538,23 @@ export class ChatClient {
   }
 
   // POSTs JSON; resolves with the answer, or throws an Error with `status` and `data`.
-  // A 503 is retried (the request was not processed: safe even for a new message).
+  // A 503 is retried (the request was not processed: safe even for a new message); so is a
+  // network failure of a message with a `client_id` (a retry cannot start it twice).
   async request(path, body) {
     for (let attempt = 0; ; attempt++) {
-      const response = await this.fetch(this.baseUrl + path, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": this.csrfToken },
-        body: JSON.stringify(body),
-      });
+      let response;
+      try {
+        response = await this.fetch(this.baseUrl + path, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": this.csrfToken },
+          body: JSON.stringify(body),
+        });
+      } catch (error) {
+        if (!body?.client_id || attempt >= UNAVAILABLE_RETRIES) throw error;
+        await new Promise((resolve) => this.setTimeout(resolve, backoffDelay(attempt, this.backoff)));
+        continue;
+      }
       const data = await response.json().catch(() => ({}));
       if (response.ok) return data;
       if (response.status === 503 && attempt < UNAVAILABLE_RETRIES) {

@@ -460,7 +460,11 @@ test("send over HTTP creates the thread, posts with the CSRF token, follows; sto
   assert.equal(sent.thread_id, "t1");
   await flush();
   assert.equal(seen.texts.at(-1), TEXT);
-  assert.deepEqual(requests.map((r) => [r.url, r.body]), [["/api/threads", {}], ["/api/threads/t1/messages", { message: "Hello", flush_ms: 50 }]]);
+  const clientId = requests[1].body.client_id;
+  assert.match(clientId, /^[0-9a-f-]{32,36}$/);
+  assert.deepEqual(requests.map((r) => [r.url, r.body]), [
+    ["/api/threads", {}], ["/api/threads/t1/messages", { message: "Hello", flush_ms: 50, client_id: clientId }],
+  ]);
   assert.equal(requests[1].headers["X-CSRFToken"], "tok");
   assert.equal(requests[1].headers["Content-Type"], "application/json");
   assert.deepEqual(await client.stop(RUN), { run_id: RUN, stopping: true });
@@ -483,7 +487,9 @@ test("WebSocket: start, announcements, failures as terminal events, command erro
 
   const seen = recorder();
   const sending = client.send("Hi", { threadId: "t1", ...seen.handlers });
-  assert.deepEqual(ws.sent.at(-1), { command: "start", message: "Hi", thread_id: "t1" });
+  const { client_id: clientId, ...start } = ws.sent.at(-1);
+  assert.deepEqual(start, { command: "start", message: "Hi", thread_id: "t1" });
+  assert.match(clientId, /^[0-9a-f-]{32,36}$/);
   // Meanwhile another tab's run is announced: its events do not answer our start, and are
   // kept until someone follows the run.
   const other = "22222222-2222-2222-2222-222222222222";
@@ -700,4 +706,33 @@ test("503 (a server restarting) is retried, not fatal: start, polling and SSE", 
   FakeEventSource.all[1].deliver(...log.slice(2));
   assert.equal(followed.texts.at(-1), TEXT);
   sse.close();
+});
+
+
+test("a send that fails on the network is retried with the same client_id; other posts are not", async () => {
+  reset();
+  const clock = fakeClock();
+  const bodies = [];
+  let failures = 2;
+  const fetch = async (url, init = {}) => {
+    if (init.method !== "POST") return json({ events: [], complete: false, status: "streaming" });
+    bodies.push(JSON.parse(init.body));
+    if (url.endsWith("/messages") && failures-- > 0) throw new TypeError("Failed to fetch");
+    return json({ run_id: RUN, message_id: RUN, thread_id: "t1" }, 201);
+  };
+  const client = new ChatClient({ prefer: "poll", fetch, random: () => 0, ...clock });
+  const sending = client.send("Hello", { threadId: "t1" });
+  await flush();
+  await clock.tick();
+  await clock.tick();
+  assert.equal((await sending).run_id, RUN);
+  assert.equal(bodies.length, 3);
+  assert.equal(new Set(bodies.map((b) => b.client_id)).size, 1, "one id for every attempt");
+  const next = client.send("Hello again", { threadId: "t1" });
+  assert.equal((await next).run_id, RUN);
+  assert.notEqual(bodies.at(-1).client_id, bodies[0].client_id, "a new message, a new id");
+  client.close();
+
+  const offline = new ChatClient({ prefer: "poll", fetch: async () => { throw new TypeError("Failed to fetch"); }, ...clock });
+  await assert.rejects(offline.stop(RUN), TypeError); // not a message: not retried
 });
