@@ -231,7 +231,9 @@ export class WebSocketTransport {
   }
 
   rejectStarts() {
-    for (const pending of this.starts.splice(0)) pending.reject(new Error("The connection closed."));
+    for (const pending of this.starts.splice(0)) {
+      pending.reject(Object.assign(new Error("The connection closed."), { connectionClosed: true }));
+    }
   }
 
   close() {
@@ -514,16 +516,32 @@ export class ChatClient {
   // the server after the first attempt did gets that attempt's reply, not a second one.
   async send(message, { threadId = null, options = {}, ...handlers } = {}) {
     const sending = { ...options, client_id: newClientId() };
-    let run;
+    let run = null;
     if (this.transport && this.transportName === "websocket") {
-      run = await this.transport.start(message, { threadId, ...sending });
-    } else {
-      threadId ??= (await this.request("/api/threads", {})).id;
+      try {
+        run = await this.transport.start(message, { threadId, ...sending });
+      } catch (error) {
+        if (!error.connectionClosed) throw error;
+        // The socket closed before the answer (the server may be restarting): send the
+        // same message over HTTP; if the socket's attempt got through, this attaches to it.
+      }
+    }
+    if (!run) {
+      const created = threadId ? null : (await this.request("/api/threads", {})).id;
+      threadId ??= created;
       run = await this.request(`/api/threads/${encodeURIComponent(threadId)}/messages`, { message, ...sending });
+      if (created && run.thread_id && run.thread_id !== created) this.discardThread(created);
     }
     const thread_id = run.thread_id ?? threadId;
     if (thread_id) this.threads.add(thread_id);
     return { run_id: run.run_id, thread_id, follower: this.follow(run.run_id, handlers) };
+  }
+
+  // Deletes a conversation this client created for nothing (best effort).
+  discardThread(threadId) {
+    this.fetch(`${this.baseUrl}/api/threads/${encodeURIComponent(threadId)}`, {
+      method: "DELETE", credentials: "same-origin", headers: { "X-CSRFToken": this.csrfToken },
+    }).catch(() => {});
   }
 
   // Stops a run over HTTP, whatever the transport; its `stopped` event follows.

@@ -736,3 +736,48 @@ test("a send that fails on the network is retried with the same client_id; other
   const offline = new ChatClient({ prefer: "poll", fetch: async () => { throw new TypeError("Failed to fetch"); }, ...clock });
   await assert.rejects(offline.stop(RUN), TypeError); // not a message: not retried
 });
+
+test("a WebSocket that closes before answering a start: the same message goes over HTTP", async () => {
+  reset();
+  const posts = [];
+  const fetch = async (url, init = {}) => {
+    if (init.method === "DELETE") {
+      posts.push({ url, method: "DELETE" });
+      return { ok: true, status: 204, json: async () => ({}) };
+    }
+    if (init.method !== "POST") return json({ events: [], complete: false, status: "streaming" });
+    const body = JSON.parse(init.body);
+    posts.push({ url, body });
+    if (url === "/api/threads") return json({ id: "t-new" }, 201);
+    // The socket's attempt got through, in a thread of its own: the same client_id attaches.
+    return json({ run_id: RUN, message_id: RUN, thread_id: "t-ws" }, 200);
+  };
+  const client = new ChatClient({ WebSocket: FakeWebSocket, fetch, ...fakeClock() });
+  const connected = client.connect();
+  FakeWebSocket.all[0].open();
+  await connected;
+  const sending = client.send("Hi");
+  const { client_id: clientId } = FakeWebSocket.all[0].sent.at(-1);
+  FakeWebSocket.all[0].closeBy(1012); // the server restarts before answering
+  const sent = await sending;
+  assert.deepEqual([sent.run_id, sent.thread_id], [RUN, "t-ws"]);
+  assert.deepEqual(posts, [
+    { url: "/api/threads", body: {} },
+    { url: "/api/threads/t-new/messages", body: { message: "Hi", client_id: clientId } },
+    { url: "/api/threads/t-new", method: "DELETE" }, // the thread made for nothing
+  ]);
+  client.close();
+
+  // Refused by the server (not a closed connection): an error, no second attempt.
+  reset();
+  const strict = new ChatClient({ WebSocket: FakeWebSocket, fetch, ...fakeClock() });
+  const opened = strict.connect();
+  FakeWebSocket.all[0].open();
+  await opened;
+  posts.length = 0;
+  const refused = strict.send("Too much", { threadId: "t1" });
+  FakeWebSocket.all[0].onmessage({ data: JSON.stringify({ type: "error", error: "Slow down.", command: "start" }) });
+  await assert.rejects(refused, /Slow down/);
+  assert.deepEqual(posts, []);
+  strict.close();
+});
