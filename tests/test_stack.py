@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -337,6 +338,49 @@ async def test_sigterm_of_the_producing_worker_hands_its_websocket_over_through_
     assert await asyncio.to_thread(producer.wait, DRAIN_SECONDS + 10) == 0
     reply = await Message.objects.aget(pk=run_id)
     assert reply.status == "completed" and reply.content == "".join(tokens)
+
+
+def test_the_chat_page_through_nginx_keeps_a_reply_whole_when_its_worker_restarts(
+    stack: Stack, standin, redis_server: RedisServer
+) -> None:
+    """A real browser on the chat page, through nginx: the worker that holds its WebSocket
+    and generates its reply gets SIGTERM mid-reply. The page reconnects through nginx to
+    the other worker and shows exactly the model's text, once."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    tokens = [f"w{i} " for i in range(160)]  # four seconds: the drain lets it finish
+    standin.script(Reply(tokens=tokens, tps=40))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(20_000)
+            assert page.goto(f"{stack.url}/").status == 200
+            expect(page.locator("#status")).to_have_attribute("data-state", "open")
+            box = page.get_by_label("Message")
+            box.fill("Count, please")
+            box.press("Enter")
+            reply = page.locator("li.message.assistant").last
+            expect(reply).to_have_attribute("data-run-id", re.compile(r"^[0-9a-f-]{36}$"))
+            page.wait_for_function(
+                "(item) => item.querySelector('.body').innerText.length > 20", arg=reply.element_handle()
+            )
+            run_id = reply.get_attribute("data-run-id")
+            raw = redis.Redis.from_url(redis_server.url).hget("chat:active:runs", run_id)
+            assert raw is not None, "the run ended before the restart"
+            pid = int(json.loads(raw)["worker"].split(":")[-2])
+            worker = next(w for w in stack.workers if w.pid == pid)
+            worker.terminate()
+            expect(reply).to_have_attribute("data-status", "completed")
+            shown = reply.locator(".body").inner_text()
+            expect(page.locator("#status")).to_have_attribute("data-state", "open")
+        finally:
+            browser.close()
+    assert " ".join(shown.split()) == "".join(tokens).strip()
+    assert worker.wait(DRAIN_SECONDS + 10) == 0
+    assert len(standin.requests) == 1  # one model call: nothing was started twice
 
 
 async def test_a_redis_restart_mid_run_kills_no_process_and_strands_no_run(
