@@ -62,7 +62,7 @@ class ChatServer(ChatKitServer[ChatKitContext]):
         if input_user_message is None:  # client tool output: this agent calls no client tools
             return
         text = item_text(input_user_message)
-        problem = _text_problem(text)
+        problem = text_problem(text)
         if problem:
             yield ErrorEvent(code="custom", message=problem, allow_retry=False)
             return
@@ -137,7 +137,7 @@ def _chatkit_events(item: AssistantMessageItem, event: Event, parts: list[str]) 
     return []
 
 
-def _text_problem(text: str) -> str:
+def text_problem(text: str) -> str:
     if not text.strip():
         return "The message is empty."
     if len(text.encode("utf-8", "surrogatepass")) > settings.CHAT_MAX_MESSAGE_BYTES:

@@ -15,7 +15,7 @@ import openai
 from asgiref.sync import sync_to_async
 from chatkit.server import StreamingResult
 from chatkit.store import NotFoundError
-from chatkit.types import ChatKitReq
+from chatkit.types import ChatKitReq, UserMessageInput
 from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -28,7 +28,7 @@ from django_ratelimit.core import is_ratelimited
 from pydantic import TypeAdapter, ValidationError
 
 from .agent_runtime import openai_client
-from .chatkit_server import chat_server
+from .chatkit_server import chat_server, text_problem
 from .chatkit_store import ChatKitContext
 from .http import BadRequest, json_body, json_csrf, json_error, origin_csrf
 from .models import Thread, User
@@ -195,6 +195,9 @@ async def chatkit_api(request: HttpRequest) -> HttpResponse:
         where = ".".join(str(part) for part in first.get("loc", ()))
         detail = f"{where}: {first.get('msg')}" if where else str(first.get("msg", "invalid"))
         return json_error(f"Not a ChatKit request ({detail}).")
+    unsupported = _unsupported(parsed)
+    if unsupported:
+        return json_error(unsupported)
     thread_id = _thread_named(parsed)
     if thread_id is not None and not await _owns(user, thread_id):
         return json_error("No such conversation.", status=404)
@@ -211,6 +214,20 @@ async def chatkit_api(request: HttpRequest) -> HttpResponse:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     return HttpResponse(result.json, content_type="application/json")
+
+
+def _unsupported(parsed: Any) -> str:
+    """Why this server will not serve the request (what it does not offer, or a message
+    it would refuse), or "": said before anything is stored or streamed."""
+    kind = getattr(parsed, "type", "")
+    given = getattr(getattr(parsed, "params", None), "input", None)
+    if kind.startswith("attachments.") or getattr(given, "attachments", None):
+        return "Attachments are not supported."
+    if kind == "input.transcribe":
+        return "Dictation is not supported."
+    if isinstance(given, UserMessageInput):
+        return text_problem("".join(getattr(part, "text", "") for part in given.content))
+    return ""
 
 
 async def _owns(user: User, thread_id: str) -> bool:

@@ -295,10 +295,23 @@ async def test_bad_requests_get_clear_errors(standin) -> None:
     assert status == 400 and body["error"].startswith("Not a ChatKit request")
     status, body = await chatkit(client, "threads.get_by_id", thread_id="not-a-uuid")
     assert (status, body) == (404, {"error": "No such conversation."})
-    status, events = await chatkit(client, "threads.create", input=user_input("   "))
-    assert events[-1] == {"type": "error", "code": "custom", "message": "The message is empty.", "allow_retry": False}
+    status, body = await chatkit(client, "threads.create", input=user_input("   "))
+    assert (status, body) == (400, {"error": "The message is empty."})
+    status, body = await chatkit(client, "threads.create", input=user_input("x" * 40_000))
+    assert (status, body) == (400, {"error": "The message is larger than the limit of 32768 bytes."})
     assert standin.requests == []
     assert (await AsyncClient().get("/chatkit")).status_code == 405
+    # What this server does not offer is a clear 400, not a broken stream.
+    with_file = {**user_input("See attached"), "attachments": ["atc_1"]}
+    for kind, params, error in [
+        ("threads.create", {"input": with_file}, "Attachments are not supported."),
+        ("attachments.create", {"name": "a.png", "size": 3, "mime_type": "image/png"}, "Attachments are not supported."),
+        ("attachments.delete", {"attachment_id": "atc_1"}, "Attachments are not supported."),
+        ("input.transcribe", {"audio_base64": "AAAA", "mime_type": "audio/webm"}, "Dictation is not supported."),
+    ]:
+        status, body = await chatkit(client, kind, **params)
+        assert (status, body) == (400, {"error": error}), kind
+    assert await Thread.objects.acount() == 0
 
 
 async def test_a_chatkit_reply_is_a_run_that_stops_from_the_native_api(standin) -> None:
