@@ -26,13 +26,13 @@ from chatkit.types import (
     ThreadStreamEvent,
     UserMessageItem,
 )
-from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
 from . import drain, runs, services
 from .chatkit_store import ChatKitContext, ModelStore, item_text
 from .events import Event
+from .http import text_problem
 from .models import Message, Thread
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class ChatServer(ChatKitServer[ChatKitContext]):
         if input_user_message is None:  # client tool output: this agent calls no client tools
             return
         text = item_text(input_user_message)
-        problem = text_problem(text)
+        problem = message_problem(text)
         if problem:
             yield ErrorEvent(code="custom", message=problem, allow_retry=False)
             return
@@ -91,14 +91,10 @@ class ChatServer(ChatKitServer[ChatKitContext]):
         # reply, or every open stream would hold one.
         await sync_to_async(connections.close_all)()
         parts: list[str] = []
-        stream = _Unresumable()
-        drain.track(stream)
-        try:
+        with drain.held():  # ChatKit cannot resume a stream
             async for event in runs.run_subscribe(handle.run_id, 0):
                 for out in _chatkit_events(item, event, parts):
                     yield out
-        finally:
-            drain.untrack(stream)
 
     async def handle_stream_cancelled(
         self, thread: ThreadMetadata, pending_items: list[ThreadItem], context: ChatKitContext
@@ -108,14 +104,6 @@ class ChatServer(ChatKitServer[ChatKitContext]):
         for item in pending_items:
             if isinstance(item, AssistantMessageItem):
                 await _stop_and_wait(item.id)
-
-
-class _Unresumable:
-    """A ChatKit stream as the drain sees it: ChatKit cannot resume a stream, so it
-    follows its run to the end (or to the drain's deadline)."""
-
-    async def restart(self) -> None:
-        return None
 
 
 def _chatkit_events(item: AssistantMessageItem, event: Event, parts: list[str]) -> list[ThreadStreamEvent]:
@@ -137,12 +125,12 @@ def _chatkit_events(item: AssistantMessageItem, event: Event, parts: list[str]) 
     return []
 
 
-def text_problem(text: str) -> str:
+def message_problem(text: str) -> str:
+    """Why ChatKit's message cannot be sent ("" if it can): the rules of every message."""
     if not text.strip():
         return "The message is empty."
-    if len(text.encode("utf-8", "surrogatepass")) > settings.CHAT_MAX_MESSAGE_BYTES:
-        return f"The message is larger than the limit of {settings.CHAT_MAX_MESSAGE_BYTES} bytes."
-    return ""
+    problem = text_problem(text)
+    return f"The message {problem}." if problem else ""
 
 
 async def _stop_and_wait(run_id: str) -> None:

@@ -20,7 +20,6 @@ from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.exceptions import ValidationError as InvalidValue
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
@@ -28,10 +27,10 @@ from django_ratelimit.core import is_ratelimited
 from pydantic import TypeAdapter, ValidationError
 
 from .agent_runtime import openai_client
-from .chatkit_server import chat_server, text_problem
+from .chatkit_server import chat_server, message_problem
 from .chatkit_store import ChatKitContext
-from .http import BadRequest, json_body, json_csrf, json_error, origin_csrf
-from .models import Thread, User
+from .http import BadRequest, json_body, json_csrf, json_error, origin_csrf, request_user
+from .models import User
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +63,6 @@ def _hosted_problem() -> str:
     if missing:
         return f"ChatKit sessions are not configured: set {' and '.join(missing)}."
     return ""
-
-
-async def _user(request: HttpRequest) -> User | None:
-    user = await request.auser()
-    return user if user.is_authenticated else None
 
 
 async def _limited(request: HttpRequest, user: User) -> bool:
@@ -149,7 +143,7 @@ async def _cancel_replaced(user: User, secret: str) -> None:
 async def chatkit_session(request: HttpRequest) -> HttpResponse:
     """`POST /api/chatkit/session` → `{"client_secret", "expires_at"}` for the requester.
     A `user_id` in the body is ignored: the session's user is whoever is logged in."""
-    user = await _user(request)
+    user = await request_user(request)
     if user is None:
         return json_error("Log in to chat.", status=401)
     return await _session_response(request, user, replacing=None)
@@ -160,7 +154,7 @@ async def chatkit_session(request: HttpRequest) -> HttpResponse:
 async def chatkit_refresh(request: HttpRequest) -> HttpResponse:
     """`POST /api/chatkit/refresh` `{token}` → a fresh secret for the requester; the session
     of `token` is cancelled when it is the requester's."""
-    user = await _user(request)
+    user = await request_user(request)
     if user is None:
         return json_error("Log in to chat.", status=401)
     try:
@@ -183,7 +177,7 @@ def _thread_named(parsed: Any) -> str | None:
 async def chatkit_api(request: HttpRequest) -> HttpResponse:
     """`POST /chatkit`: the ChatKit protocol (threads, items, streamed replies) on this
     project's threads and runs, for the requester's own threads only."""
-    user = await _user(request)
+    user = await request_user(request)
     if user is None:
         return json_error("Log in to chat.", status=401)
     if backend() == "off":
@@ -198,10 +192,13 @@ async def chatkit_api(request: HttpRequest) -> HttpResponse:
     unsupported = _unsupported(parsed)
     if unsupported:
         return json_error(unsupported)
-    thread_id = _thread_named(parsed)
-    if thread_id is not None and not await _owns(user, thread_id):
-        return json_error("No such conversation.", status=404)
     context = ChatKitContext(user=user)
+    thread_id = _thread_named(parsed)
+    try:
+        if thread_id is not None:  # checked now: a stream cannot answer 404 once it has begun
+            await chat_server.store.load_thread(thread_id, context)
+    except NotFoundError:
+        return json_error("No such conversation.", status=404)
     try:
         result = await chat_server.process(request.body, context)
     except NotFoundError as exc:
@@ -226,15 +223,8 @@ def _unsupported(parsed: Any) -> str:
     if kind == "input.transcribe":
         return "Dictation is not supported."
     if isinstance(given, UserMessageInput):
-        return text_problem("".join(getattr(part, "text", "") for part in given.content))
+        return message_problem("".join(getattr(part, "text", "") for part in given.content))
     return ""
-
-
-async def _owns(user: User, thread_id: str) -> bool:
-    try:
-        return await Thread.objects.filter(pk=thread_id, owner=user).aexists()
-    except (InvalidValue, ValueError):  # not a UUID: no thread of anyone's
-        return False
 
 
 @require_GET

@@ -72,7 +72,6 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await self.close(code=drain.SERVICE_RESTART)
 
     async def disconnect(self, code: int) -> None:
-        drain.untrack(self)
         for task in self.followers.values():
             task.cancel()
         for thread_id in self.watched:

@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from . import drain, runs
 from .events import Event
 from .formatters import HEARTBEAT, sse_data, sse_preamble
+from .models import User
 from .producer import RunOptions
 
 logger = logging.getLogger(__name__)
@@ -47,18 +48,31 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     return body
 
 
+async def request_user(request: HttpRequest) -> User | None:
+    """The logged-in (or guest) user, or None."""
+    user = await request.auser()
+    return user if user.is_authenticated else None
+
+
+def text_problem(text: str) -> str:
+    """What keeps non-empty `text` from being a message ("" if nothing): not valid
+    Unicode (a lone surrogate, which JSON allows), or over `CHAT_MAX_MESSAGE_BYTES`."""
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        return "is not valid Unicode text"
+    limit = settings.CHAT_MAX_MESSAGE_BYTES
+    return f"is larger than the limit of {limit} bytes" if size > limit else ""
+
+
 def message_text(body: dict[str, Any]) -> str:
     """The `message` field: a non-empty string within the size limit."""
     text = body.get("message")
     if not isinstance(text, str) or not text.strip():
         raise BadRequest("'message' is required and must be a non-empty string.")
-    try:
-        size = len(text.encode())
-    except UnicodeEncodeError as exc:  # a lone surrogate, which JSON allows
-        raise BadRequest("'message' is not valid Unicode text.") from exc
-    limit = settings.CHAT_MAX_MESSAGE_BYTES
-    if size > limit:
-        raise BadRequest(f"'message' is larger than the limit of {limit} bytes.")
+    problem = text_problem(text)
+    if problem:
+        raise BadRequest(f"'message' {problem}.")
     return text
 
 

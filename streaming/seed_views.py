@@ -9,7 +9,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -22,22 +21,17 @@ from .http import (
     json_csrf,
     json_error,
     message_text,
+    request_user,
     run_options,
     sse_response,
     whole_number,
 )
 from .logs import event_log
 from .models import Message, Thread, User
-from .producer import RunOptions
 
 logger = logging.getLogger(__name__)
 
 MESSAGE_ID_LIMIT = 200
-
-
-async def _user(request: HttpRequest) -> User | None:
-    user = await request.auser()
-    return user if user.is_authenticated else None
 
 
 def _message_id(body: dict[str, Any], *, required: bool) -> str | None:
@@ -47,21 +41,6 @@ def _message_id(body: dict[str, Any], *, required: bool) -> str | None:
     if not isinstance(value, str) or not value or len(value) > MESSAGE_ID_LIMIT:
         raise BadRequest(f"'message_id' must be a string of 1 to {MESSAGE_ID_LIMIT} characters.")
     return value
-
-
-async def _start(
-    user: User, thread: Thread | None, text: str, options: RunOptions, client_id: str | None = None
-) -> str:
-    """Start a run (in a new thread unless given); return its id. A `client_id` that
-    already has a reply returns that reply's run instead of starting another."""
-    try:
-        handle = await runs.run_start(
-            user=user, thread=thread, text=text, options=options, client_id=client_id
-        )
-    except IntegrityError:  # a concurrent retry with the same id won the race
-        existing = await Message.objects.aget(client_id=client_id)
-        return str(existing.pk)
-    return handle.run_id
 
 
 class NoThread(Exception):
@@ -78,7 +57,7 @@ async def _stream(
     idempotent: bool = False,
 ) -> HttpResponse:
     """Validate, start the run (or find the one a retried `message_id` started), follow it."""
-    user = await _user(request)
+    user = await request_user(request)
     if user is None:
         return json_error("Log in to chat.", status=401, **error_payload)
     try:
@@ -92,17 +71,18 @@ async def _stream(
         return json_error(str(exc), **error_payload)
     except NoThread:
         return json_error("No such conversation.", status=404, **error_payload)
-    client_id = runs.client_key(user, message_id) if idempotent and message_id else None
-    existing = client_id and await Message.objects.filter(client_id=client_id).afirst()
-    if existing:
-        run_id = str(existing.pk)
-        after = resume if isinstance(resume, int) else await _seq_for_token_count(run_id, **resume)
-    else:
-        try:
-            run_id = await _start(user, thread, text, options, client_id)
-        except runs.RunRefused as exc:
-            return json_error(str(exc), status=429, **error_payload)
+    try:
+        handle, started = await runs.run_start_once(
+            user=user, thread=thread, text=text, options=options,
+            client_id=message_id if idempotent else None,
+        )
+    except runs.RunRefused as exc:
+        return json_error(str(exc), status=429, **error_payload)
+    run_id = handle.run_id
+    if started:
         after = 0
+    else:
+        after = resume if isinstance(resume, int) else await _seq_for_token_count(run_id, **resume)
     on_error = error_piece(error_payload)
     return sse_response(follow_run(run_id, after, formatters.seed_sse(shape), on_error=on_error))
 
@@ -224,7 +204,7 @@ async def stream_hybrid(request: HttpRequest) -> HttpResponse:
 async def message_poll(request: HttpRequest, message_id: str) -> HttpResponse:
     """`GET /api/message/<message_id>?after=<n>` → `{"message_id", "tokens", "complete"}`:
     the reply's token pieces (after the n-th), whether it has ended."""
-    user = await _user(request)
+    user = await request_user(request)
     reply = user and await Message.objects.filter(client_id=runs.client_key(user, message_id)).afirst()
     if not reply:
         return json_error("No such message.", status=404, message_id=message_id)

@@ -22,6 +22,7 @@ from .http import (
     json_csrf,
     json_error,
     message_text,
+    request_user,
     run_options,
     sse_response,
 )
@@ -61,14 +62,9 @@ async def chat_page(request: HttpRequest, thread_id: object = None) -> HttpRespo
     return await sync_to_async(render)(request, "chat.html", context)
 
 
-async def _user(request: HttpRequest) -> User | None:
-    user = await request.auser()
-    return user if user.is_authenticated else None
-
-
 async def _thread(request: HttpRequest, thread_id: object) -> tuple[User | None, Thread | None]:
     """The requester, and the thread if they may see it."""
-    user = await _user(request)
+    user = await request_user(request)
     return user, user and await selectors.thread_for_user(user=user, thread_id=thread_id)
 
 
@@ -78,7 +74,7 @@ async def _thread(request: HttpRequest, thread_id: object) -> tuple[User | None,
 @json_csrf
 @require_http_methods(["GET", "POST"])
 async def threads(request: HttpRequest) -> HttpResponse:
-    user = await _user(request)
+    user = await request_user(request)
     if user is None:
         return json_error("Log in to chat.", status=401)
     if request.method == "GET":
@@ -155,7 +151,7 @@ async def thread_messages(request: HttpRequest, thread_id: object) -> HttpRespon
 
 
 async def _run(request: HttpRequest, run_id: object) -> str | None:
-    user = await _user(request)
+    user = await request_user(request)
     reply = user and await runs.run_for_user(user=user, run_id=run_id)
     return str(reply.pk) if reply else None
 

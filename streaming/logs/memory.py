@@ -59,10 +59,10 @@ class MemoryEventLog:
         if final:
             log.ended_at = time.monotonic()
             self._expire()
-        if final:
-            events = added  # only what the log holds: see RedisEventLog._append
-        for inbox in self.listeners.get(run_id, ()) if events else ():
-            inbox.deliver(events)
+        delivered = added if final else events  # a final append: only what the log holds
+        if delivered:
+            for inbox in self.listeners.get(run_id, ()):
+                inbox.deliver(delivered)
 
     async def read(self, run_id: str, after_seq: int) -> list[Event]:
         log = self._get(run_id)
