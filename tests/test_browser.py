@@ -619,22 +619,27 @@ customElements.define("openai-chatkit", class extends HTMLElement {
 """
 
 
-def serve_chatkit_standin(page: Page) -> None:
+def chatkit_run(context: BrowserContext, url: str, mode: str, done: str) -> dict[str, Any]:
+    """Open /chatkit/ with the stand-in for ChatKit's script; what it did, once `done`
+    (or an error) is recorded."""
+    page = context.new_page()
     page.route(CHATKIT_SCRIPT, lambda route: route.fulfill(
         status=200, content_type="text/javascript", body=CHATKIT_STANDIN
     ))
+    assert page.goto(f"{url}/chatkit/").status == 200
+    expect(page.locator("#chatkit-mode")).to_contain_text(mode)
+    page.wait_for_function(f"() => window.__chatkit && (window.__chatkit.{done} || window.__chatkit.error)")
+    result = page.evaluate("() => window.__chatkit")
+    assert result.get("error") is None
+    assert page.evaluate("() => window.__cspViolations") == []
+    return result
 
 
 def test_chatkit_page_drives_this_servers_chatkit_endpoint(context, site, standin) -> None:
     text = sentence(12)
     standin.script(Reply(text=text))
-    page = context.new_page()
-    serve_chatkit_standin(page)
-    assert page.goto(f"{site}/chatkit/").status == 200
-    expect(page.locator("#chatkit-mode")).to_contain_text("this server's conversations")
-    page.wait_for_function("() => window.__chatkit && (window.__chatkit.body || window.__chatkit.error)")
-    result = page.evaluate("() => window.__chatkit")
-    assert result.get("error") is None and result["status"] == 200
+    result = chatkit_run(context, site, "this server's conversations", "body")
+    assert result["status"] == 200
     assert result["url"] == "/chatkit" and result["domainKey"] == "domain_pk_localhost_dev"
     assert result["attachments"] is False
     events = [json.loads(line[6:]) for line in result["body"].split("\n") if line.startswith("data: ")]
@@ -642,7 +647,6 @@ def test_chatkit_page_drives_this_servers_chatkit_endpoint(context, site, standi
     assert "".join(deltas) == text
     reply = Message.objects.get(role="assistant")
     assert (reply.content, reply.status, reply.thread.title) == (text, "completed", "Hello from ChatKit")
-    assert page.evaluate("() => window.__cspViolations") == []
 
 
 def test_chatkit_page_on_a_hosted_workflow_gets_and_refreshes_secrets(daphne_server, context, standin) -> None:
@@ -650,13 +654,7 @@ def test_chatkit_page_on_a_hosted_workflow_gets_and_refreshes_secrets(daphne_ser
         OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=standin.base_url, CHATKIT_WORKFLOW_ID="wf_browser",
         DJANGO_ALLOW_ASYNC_UNSAFE="",
     )
-    page = context.new_page()
-    serve_chatkit_standin(page)
-    assert page.goto(f"{server.url}/chatkit/").status == 200
-    expect(page.locator("#chatkit-mode")).to_contain_text("OpenAI-hosted workflow")
-    page.wait_for_function("() => window.__chatkit && (window.__chatkit.secrets || window.__chatkit.error)")
-    result = page.evaluate("() => window.__chatkit")
-    assert result.get("error") is None
+    result = chatkit_run(context, server.url, "OpenAI-hosted workflow", "secrets")
     first, second = result["secrets"]
     assert first.startswith("ek_") and second.startswith("ek_") and first != second
     creates = [r for r in standin.requests if r.path == "/v1/chatkit/sessions"]
