@@ -6,7 +6,8 @@ over two daphne workers, comparing Redis pub/sub fan-out with per-listener XREAD
 
 For each mode it starts fresh: the stand-in OpenAI server (tests/standin.py, scripted with
 `stamp_tokens`, so every token carries its index and the time it was sent), a database
-cloned from a freshly migrated template, and two daphne workers (`STREAM_FANOUT=<mode>`).
+cloned from a freshly migrated template, and two daphne workers (`STREAM_LOG_BACKEND`:
+the product's Redis log for pubsub, bench/xread_log.py's for xread).
 It then starts `--runs` runs at once, alternately on worker 1 and 2, and follows each with
 `--subscribers` SSE clients spread over both workers. Each subscriber parses the SSE byte
 stream across reads, splits delta texts into `"<i>:<ts> "` tokens and records
@@ -26,7 +27,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,20 +42,19 @@ import psycopg
 import redis
 import redis.asyncio as aioredis
 
+from deploy.twin import free_port
 from tests.standin import Reply, control_script
 
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {"completed", "stopped", "failed", "interrupted"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+BACKENDS = {
+    "pubsub": "streaming.logs.redis.RedisEventLog",
+    "xread": "bench.xread_log.XreadEventLog",
+}
 
 
 # ---------------------------------------------------------------------------- processes
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, in seconds."""
     raw = Path(f"/proc/{pid}/stat").read_text()
@@ -210,6 +209,31 @@ async def describe_error(resp: aiohttp.ClientResponse) -> str:
     return f"HTTP {resp.status}: {html.unescape(body)[:160]}"
 
 
+def sse_events(buffer: bytes) -> tuple[list[dict], bytes]:
+    """The complete SSE events' parsed `data:` JSON in `buffer`, and the unparsed rest (an
+    event split across reads waits there for the next read). Comments are skipped."""
+    *raws, rest = buffer.split(b"\n\n")
+    events = []
+    for raw in raws:
+        data = b"\n".join(
+            line[5:].lstrip(b" ") for line in raw.split(b"\n") if line.startswith(b"data:")
+        )
+        if data:  # else a comment (heartbeat) or the retry preamble
+            events.append(json.loads(data))
+    return events, rest
+
+
+def stamped_tokens(carry: str, text: str) -> tuple[list[tuple[int, float]], str]:
+    """(index, send time) of the whole `stamp_tokens` tokens (`"<i>:<ts> "`) in `carry +
+    text`, and the incomplete tail to carry into the next text."""
+    *tokens, carry = (carry + text).split(" ")
+    pairs = []
+    for token in tokens:
+        index, stamp = token.split(":")
+        pairs.append((int(index), float(stamp)))
+    return pairs, carry
+
+
 async def follow(
     http: aiohttp.ClientSession, base: str, run_id: str, sub: Subscription, cookies: str
 ) -> None:
@@ -225,17 +249,8 @@ async def follow(
             buffer, carry, last_seq = b"", "", 0
             async for chunk in resp.content.iter_any():
                 received = time.time()
-                buffer += chunk
-                *events, buffer = buffer.split(b"\n\n")
-                for raw in events:
-                    data = b"\n".join(
-                        line[5:].lstrip(b" ")
-                        for line in raw.split(b"\n")
-                        if line.startswith(b"data:")
-                    )
-                    if not data:
-                        continue  # a comment (heartbeat) or the retry preamble
-                    event = json.loads(data)
+                events, buffer = sse_events(buffer + chunk)
+                for event in events:
                     seq = event.get("seq")
                     if isinstance(seq, int):
                         if seq <= last_seq:
@@ -243,12 +258,10 @@ async def follow(
                         last_seq = max(last_seq, seq)
                     kind = event.get("type")
                     if kind == "delta":
-                        carry += event["text"]
-                        *tokens, carry = carry.split(" ")
-                        for token in tokens:
-                            index, stamp = token.split(":")
-                            sub.indices.append(int(index))
-                            sub.stamps.append(float(stamp))
+                        tokens, carry = stamped_tokens(carry, event["text"])
+                        for index, stamp in tokens:
+                            sub.indices.append(index)
+                            sub.stamps.append(stamp)
                             sub.received.append(received)
                     elif kind in TERMINAL:
                         sub.terminal = kind
@@ -545,7 +558,7 @@ def run_mode(
         "OPENAI_BASE_URL": standin_url,
         "AGENT_MODEL": "gpt-bench",
         "AGENT_API": "responses",
-        "STREAM_FANOUT": mode,
+        "STREAM_LOG_BACKEND": BACKENDS[mode],
         "STREAM_FLUSH_MS": str(args.flush_ms),
         "LOG_LEVEL": "INFO",
         **dict(item.split("=", 1) for item in args.worker_env),

@@ -221,9 +221,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 STREAM_RETENTION_SECONDS = env.int("STREAM_RETENTION_SECONDS", default=3600)
 STREAM_MAX_EVENTS = env.int("STREAM_MAX_EVENTS", default=100_000)
 STREAM_FLUSH_MS = env.int("STREAM_FLUSH_MS", default=30)
-STREAM_FANOUT = env.str("STREAM_FANOUT", default="pubsub")
+# The event log and run registry backend (a dotted path); empty: Redis when REDIS_URL is
+# set, else in-process memory (streaming/logs/__init__.py).
+STREAM_LOG_BACKEND = env.str("STREAM_LOG_BACKEND", default="")
 STREAM_CHECKPOINT_SECONDS = env.float("STREAM_CHECKPOINT_SECONDS", default=1.0)
-STREAM_METRICS_SECONDS = env.float("STREAM_METRICS_SECONDS", default=1.0)
 STREAM_WORKER_TTL = env.float("STREAM_WORKER_TTL", default=6.0)
 STREAM_REAP_INTERVAL = env.float("STREAM_REAP_INTERVAL", default=2.0)
 STREAM_IDLE_CHECK_SECONDS = env.float("STREAM_IDLE_CHECK_SECONDS", default=5.0)

@@ -17,6 +17,8 @@ unset REDIS_URL OPENAI_API_KEY OPENAI_BASE_URL
 
 echo "==> ruff"
 .venv/bin/ruff check .
+echo "==> mypy (the streaming core and its edge)"
+.venv/bin/mypy
 echo "==> migrations are up to date"
 .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null
 echo "==> JavaScript unit tests (node --test)"

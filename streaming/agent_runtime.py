@@ -9,7 +9,6 @@ import asyncio
 import logging
 import weakref
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 
 import openai
 from agents import (
@@ -27,6 +26,7 @@ from django.conf import settings
 from openai.types.responses import ResponseTextDeltaEvent
 
 from .offline_model import OFFLINE_MODEL_NAME, OfflineModel
+from .selectors import HistoryTurn
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +40,6 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, 
 
 class ModelError(Exception):
     """The model could not produce (the rest of) a reply; the message is safe to show users."""
-
-
-@dataclass(frozen=True)
-class HistoryTurn:
-    role: str
-    content: str
 
 
 def openai_client() -> openai.AsyncOpenAI:

@@ -27,6 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
+from . import errors
 from .models import Message, Thread, User
 
 __all__ = ["ChatKitContext", "ModelStore", "NotFoundError", "item_text"]
@@ -189,10 +190,10 @@ class ModelStore(Store[ChatKitContext]):
     # Attachments are not offered (the ChatKit page turns them off).
 
     async def save_attachment(self, attachment: Attachment, context: ChatKitContext) -> None:
-        raise NotFoundError("Attachments are not supported.")
+        raise NotFoundError(errors.NO_ATTACHMENTS)
 
     async def load_attachment(self, attachment_id: str, context: ChatKitContext) -> Attachment:
-        raise NotFoundError("Attachments are not supported.")
+        raise NotFoundError(errors.NO_ATTACHMENTS)
 
     async def delete_attachment(self, attachment_id: str, context: ChatKitContext) -> None:
-        raise NotFoundError("Attachments are not supported.")
+        raise NotFoundError(errors.NO_ATTACHMENTS)

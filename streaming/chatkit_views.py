@@ -26,11 +26,14 @@ from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.core import is_ratelimited
 from pydantic import TypeAdapter, ValidationError
 
+from . import errors
 from .agent_runtime import openai_client
-from .chatkit_server import chat_server, message_problem
 from .chatkit_store import ChatKitContext
-from .http import BadRequest, json_body, json_csrf, json_error, origin_csrf, request_user
+from .csrf import json_csrf, origin_csrf
+from .inputs import BadRequest, json_body, json_error, message_problem, request_user
 from .models import User
+from .transports.chatkit import chat_server
+from .wire import sse
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +148,7 @@ async def chatkit_session(request: HttpRequest) -> HttpResponse:
     A `user_id` in the body is ignored: the session's user is whoever is logged in."""
     user = await request_user(request)
     if user is None:
-        return json_error("Log in to chat.", status=401)
+        return json_error(errors.LOGIN_REQUIRED, status=401)
     return await _session_response(request, user, replacing=None)
 
 
@@ -156,7 +159,7 @@ async def chatkit_refresh(request: HttpRequest) -> HttpResponse:
     of `token` is cancelled when it is the requester's."""
     user = await request_user(request)
     if user is None:
-        return json_error("Log in to chat.", status=401)
+        return json_error(errors.LOGIN_REQUIRED, status=401)
     try:
         token = json_body(request).get("token")
     except BadRequest as exc:
@@ -179,7 +182,7 @@ async def chatkit_api(request: HttpRequest) -> HttpResponse:
     project's threads and runs, for the requester's own threads only."""
     user = await request_user(request)
     if user is None:
-        return json_error("Log in to chat.", status=401)
+        return json_error(errors.LOGIN_REQUIRED, status=401)
     if backend() == "off":
         return json_error("The ChatKit endpoint is turned off (CHATKIT_BACKEND=off).", status=404)
     try:
@@ -198,7 +201,7 @@ async def chatkit_api(request: HttpRequest) -> HttpResponse:
         if thread_id is not None:  # checked now: a stream cannot answer 404 once it has begun
             await chat_server.store.load_thread(thread_id, context)
     except NotFoundError:
-        return json_error("No such conversation.", status=404)
+        return json_error(errors.NO_THREAD, status=404)
     try:
         result = await chat_server.process(request.body, context)
     except NotFoundError as exc:
@@ -206,10 +209,7 @@ async def chatkit_api(request: HttpRequest) -> HttpResponse:
     except NotImplementedError as exc:
         return json_error(str(exc), status=400)
     if isinstance(result, StreamingResult):
-        return StreamingHttpResponse(
-            result, content_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return StreamingHttpResponse(result, content_type=sse.CONTENT_TYPE, headers=sse.HEADERS)
     return HttpResponse(result.json, content_type="application/json")
 
 
@@ -219,7 +219,7 @@ def _unsupported(parsed: Any) -> str:
     kind = getattr(parsed, "type", "")
     given = getattr(getattr(parsed, "params", None), "input", None)
     if kind.startswith("attachments.") or getattr(given, "attachments", None):
-        return "Attachments are not supported."
+        return errors.NO_ATTACHMENTS
     if kind == "input.transcribe":
         return "Dictation is not supported."
     if isinstance(given, UserMessageInput):

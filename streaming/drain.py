@@ -13,14 +13,13 @@ and the process exits. A second SIGTERM ends the remaining runs at once.
 """
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import signal
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -154,23 +153,6 @@ def track(connection: Restartable) -> bool:
 
 def untrack(connection: Restartable) -> None:
     _drain.untrack(connection)
-
-
-class _Unresumable:
-    async def restart(self) -> None:
-        return None  # it cannot resume elsewhere: it follows its run to the end
-
-
-@contextlib.contextmanager
-def held() -> Iterator[None]:
-    """Mark an open stream that cannot resume elsewhere: a draining worker waits for it
-    (up to the drain's deadline) instead of ending it."""
-    stream = _Unresumable()
-    _drain.track(stream)
-    try:
-        yield
-    finally:
-        _drain.untrack(stream)
 
 
 class DrainGate:

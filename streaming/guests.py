@@ -1,13 +1,13 @@
 """Guest access: a visitor without an account gets a real user bound to their session."""
 
-import uuid
 from collections.abc import Awaitable, Callable
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import alogin
 from django.http import HttpRequest, HttpResponse
 
+from . import services
 from .models import User
 
 # Paths that never need a chat identity: they must not mint guest users.
@@ -16,11 +16,7 @@ AUTH_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 async def guest_user_create() -> User:
-    """Create a guest user with no usable password."""
-    user = User(username=f"guest-{uuid.uuid4().hex[:16]}", is_guest=True)
-    user.set_unusable_password()
-    await user.asave()
-    return user
+    return await sync_to_async(services.guest_user_create)()
 
 
 class GuestMiddleware:

@@ -19,9 +19,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from . import events, services
-from .events import Metrics
-from .logs import EventLog, event_log
-from .producer import INTERRUPTED_ERROR, Producer, RunOptions, reply_metrics
+from .logs import EventLog, RunRegistry, event_log, run_registry
+from .producer import INTERRUPTED_ERROR, Producer, RunOptions
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +39,16 @@ class RunManager:
         self.chores: asyncio.Task[None] | None = None
         self.beats: asyncio.Task[None] | None = None
         self.log: EventLog | None = None
+        self.registry: RunRegistry | None = None
         self.suspects: dict[str, float] = {}  # orphaned-looking run -> when first seen so
 
     async def ensure_started(self) -> None:
         if self.chores is not None and not self.chores.done():
             return
         self.log = event_log()
-        await self.log.watch_stops(self.stop_local)
-        await self.log.heartbeat(self.worker_id, settings.STREAM_WORKER_TTL)
+        self.registry = run_registry()
+        await self.registry.watch_stops(self.stop_local)
+        await self.registry.heartbeat(self.worker_id, settings.STREAM_WORKER_TTL)
         self.beats = detached_task(self._heartbeats(), name="run-manager-heartbeats")
         self.chores = detached_task(self._chores(), name="run-manager-chores")
 
@@ -56,8 +57,8 @@ class RunManager:
         while True:
             await asyncio.sleep(settings.STREAM_WORKER_TTL / 4)
             try:
-                assert self.log is not None
-                await self.log.heartbeat(self.worker_id, settings.STREAM_WORKER_TTL)
+                assert self.registry is not None
+                await self.registry.heartbeat(self.worker_id, settings.STREAM_WORKER_TTL)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -67,8 +68,8 @@ class RunManager:
         self, *, run_id: str, thread_id: str, owner_id: int, input: list[Any], options: RunOptions
     ) -> None:
         await self.ensure_started()
-        assert self.log is not None
-        await self.log.register(
+        assert self.log is not None and self.registry is not None
+        await self.registry.register(
             run_id,
             {
                 "worker": self.worker_id, "owner": owner_id, "thread": thread_id,
@@ -76,7 +77,8 @@ class RunManager:
             },
         )
         producer = Producer(
-            run_id=run_id, thread_id=thread_id, input=input, options=options, log=self.log
+            run_id=run_id, thread_id=thread_id, input=input, options=options,
+            log=self.log, registry=self.registry,
         )
         await producer.begin()
         self.producers[run_id] = producer
@@ -98,9 +100,9 @@ class RunManager:
     async def stop(self, run_id: str) -> None:
         """Stop a run on whichever worker is generating it."""
         await self.ensure_started()
-        assert self.log is not None
+        assert self.registry is not None
         if not self.stop_local(run_id):
-            await self.log.request_stop(run_id)
+            await self.registry.request_stop(run_id)
 
     async def _chores(self) -> None:
         interval = min(settings.STREAM_REAP_INTERVAL, settings.STREAM_WORKER_TTL / 3)
@@ -108,8 +110,8 @@ class RunManager:
         while True:
             await asyncio.sleep(interval)
             try:
-                assert self.log is not None
-                for run_id in await self.log.stops_requested(list(self.producers)):
+                assert self.registry is not None
+                for run_id in await self.registry.stops_requested(list(self.producers)):
                     self.stop_local(run_id)
                 await self._reap_orphans()
                 now = time.monotonic()
@@ -130,14 +132,14 @@ class RunManager:
     async def _reap_orphans(self) -> None:
         """Reap runs whose worker has been silent for a further heartbeat TTL (a worker
         that is only slow gets that long to speak again before its runs are ended)."""
-        assert self.log is not None
+        assert self.log is not None and self.registry is not None
         now = time.monotonic()
-        orphans = set(await self.log.orphaned_runs()) - set(self.producers)
+        orphans = set(await self.registry.orphaned_runs()) - set(self.producers)
         self.suspects = {run: self.suspects.get(run, now) for run in orphans}
         for run_id, since in list(self.suspects.items()):
-            if now - since >= settings.STREAM_WORKER_TTL and await self.log.claim(run_id, 60):
+            if now - since >= settings.STREAM_WORKER_TTL and await self.registry.claim(run_id, 60):
                 del self.suspects[run_id]
-                await run_reap(run_id, log=self.log)
+                await run_reap(run_id, log=self.log, registry=self.registry)
 
     async def shutdown(self) -> None:
         """Cancel this worker's runs (each ends `interrupted`) and its chores."""
@@ -153,28 +155,20 @@ class RunManager:
                     await chore
 
 
-async def run_reap(run_id: str, *, log: EventLog) -> None:
+async def run_reap(run_id: str, *, log: EventLog, registry: RunRegistry) -> None:
     """End a run whose worker died: `interrupted`, with the text its log holds."""
     logged = await log.read(run_id, 0)
     if logged and events.is_terminal(logged[-1]):
-        await log.unregister(run_id)
+        await registry.unregister(run_id)
         return
-    text = events.text_of(logged)
-    tokens = sum(e.get("tokens", 0) for e in logged if e["type"] == "delta")
-    last_metrics = next((e["metrics"] for e in reversed(logged) if "metrics" in e), None)
-    values: Metrics = {
-        "ttft_seconds": last_metrics["ttft_seconds"] if last_metrics else None,
-        "token_count": tokens,
-        "elapsed_seconds": last_metrics["elapsed_seconds"] if last_metrics else 0.0,
-        "tokens_per_second": last_metrics["tokens_per_second"] if last_metrics else None,
-    }
+    values = events.metrics_of(logged)
     await sync_to_async(services.reply_interrupt)(
-        message_id=run_id, content=text, metrics=reply_metrics(values), error=INTERRUPTED_ERROR
+        message_id=run_id, content=events.text_of(logged), metrics=values, error=INTERRUPTED_ERROR
     )
     seq = logged[-1]["seq"] + 1 if logged else 1
     terminal = events.terminal(run_id, seq, type="interrupted", values=values, error=INTERRUPTED_ERROR)
     await log.append(run_id, [terminal], final=True)
-    await log.unregister(run_id)
+    await registry.unregister(run_id)
     logger.warning("run %s: its worker stopped; marked interrupted", run_id)
 
 

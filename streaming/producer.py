@@ -19,7 +19,7 @@ from . import agent_runtime, events, services
 from .agent_runtime import ModelError
 from .coalescer import Coalescer
 from .events import Event, Metrics, TerminalType
-from .logs import EventLog, LogUnavailable
+from .logs import EventLog, LogUnavailable, RunRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -51,30 +51,24 @@ class Progress:
         return {
             "ttft_seconds": ttft,
             "token_count": self.tokens,
-            "elapsed_seconds": elapsed,
+            "duration_seconds": elapsed,
             "tokens_per_second": self.tokens / elapsed if self.tokens and elapsed > 0 else None,
         }
-
-
-def reply_metrics(values: Metrics) -> services.ReplyMetrics:
-    return services.ReplyMetrics(
-        ttft_seconds=values["ttft_seconds"],
-        token_count=values["token_count"],
-        duration_seconds=values["elapsed_seconds"],
-    )
 
 
 class Producer:
     """Generates one run: model deltas -> coalescer -> numbered events -> the log."""
 
     def __init__(
-        self, *, run_id: str, thread_id: str, input: list[Any], options: RunOptions, log: EventLog
+        self, *, run_id: str, thread_id: str, input: list[Any], options: RunOptions,
+        log: EventLog, registry: RunRegistry,
     ) -> None:
         self.run_id = run_id
         self.thread_id = thread_id
         self.input = input
         self.options = options
         self.log = log
+        self.registry = registry
         self.seq = 0
         self.progress = Progress()
         self.outbox: list[Event] = []
@@ -166,7 +160,7 @@ class Producer:
                 message_id=self.run_id,
                 content="".join(self.progress.parts),
                 status=status,
-                metrics=reply_metrics(values),
+                metrics=values,
                 error=error,
             )
         except Exception:
@@ -176,7 +170,7 @@ class Producer:
         with contextlib.suppress(Exception):
             await writer
         with contextlib.suppress(Exception):
-            await self.log.unregister(self.run_id)
+            await self.registry.unregister(self.run_id)
 
     async def _write_loop(self) -> None:
         """The run's only writer: appends whatever has accumulated, in order."""

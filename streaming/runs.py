@@ -1,19 +1,16 @@
 """The run API every transport uses: start a run, find one the requester may see, follow
 it with `run_subscribe(run_id, after_seq)`, and stop it from any worker."""
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
-from . import agent_runtime, selectors, services
+from . import agent_runtime, notify, selectors, services
 from .events import Event
-from .logs import event_log
+from .logs import event_log, run_registry
 from .manager import run_manager
 from .models import Message, Thread, User
 from .producer import RunOptions
@@ -21,7 +18,7 @@ from .subscribe import RunNotFound, subscribe
 
 __all__ = [
     "RunHandle", "RunNotFound", "RunOptions", "RunRefused", "client_key", "run_exists", "run_for_user",
-    "run_start", "run_start_once", "run_stop", "run_subscribe",
+    "run_events", "run_start", "run_start_once", "run_stop", "run_subscribe",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,11 +79,11 @@ async def run_start(
         logger.exception("could not start run %s", run_id)
         await sync_to_async(services.reply_finish)(
             message_id=run_id, content="", status=Message.Status.FAILED,
-            metrics=services.ReplyMetrics(ttft_seconds=None, token_count=0, duration_seconds=0.0),
+            metrics=services.NO_METRICS,
             error="The reply could not be started.",
         )
         raise
-    await _announce(run_id, str(thread.pk), text)
+    await notify.announce_run(run_id=run_id, thread_id=str(thread.pk), text=text)
     return RunHandle(run_id=run_id, thread_id=str(thread.pk), user_message_id=str(user_message.pk))
 
 
@@ -120,46 +117,16 @@ async def run_start_once(
 
 
 async def _handle_for(key: str) -> RunHandle | None:
-    reply = await Message.objects.filter(client_id=key).afirst()
+    reply = await selectors.reply_by_client_key(key=key)
     if reply is None:
         return None
-    asked = await (
-        Message.objects.filter(
-            thread_id=reply.thread_id, role=Message.Role.USER, created_at__lte=reply.created_at
-        )
-        .order_by("-created_at")
-        .values_list("pk", flat=True)
-        .afirst()
-    )
-    return RunHandle(run_id=str(reply.pk), thread_id=str(reply.thread_id), user_message_id=str(asked or ""))
-
-
-async def _announce(run_id: str, thread_id: str, text: str) -> None:
-    """Tell connections watching the thread (other tabs, other devices) about the run and
-    the message that started it."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        await layer.group_send(
-            f"thread.{thread_id}",
-            {"type": "thread.run", "run_id": run_id, "thread_id": thread_id, "message": text},
-        )
-    except Exception:
-        logger.warning("could not announce run %s to thread %s", run_id, thread_id, exc_info=True)
+    asked = await selectors.question_of(reply=reply)
+    return RunHandle(run_id=str(reply.pk), thread_id=str(reply.thread_id), user_message_id=asked)
 
 
 async def run_for_user(*, user: User, run_id: object) -> Message | None:
-    """The run's reply message if `user` owns its thread (or is staff), else None."""
-    if not user.is_authenticated:
-        return None
-    replies = Message.objects.select_related("thread").filter(role=Message.Role.ASSISTANT)
-    if not user.is_staff:
-        replies = replies.filter(thread__owner=user)
-    try:
-        return await replies.aget(pk=run_id)
-    except (Message.DoesNotExist, ValidationError, ValueError, TypeError):
-        return None
+    """The run's reply message if `user` may see it, else None (callers answer 404)."""
+    return await selectors.reply_for_user(user=user, run_id=run_id)
 
 
 async def run_exists(run_id: str) -> bool:
@@ -181,23 +148,10 @@ async def run_stop(*, run_id: str) -> None:
 
 
 async def run_cancels_on_disconnect(run_id: str) -> bool:
-    meta = await event_log().meta(run_id)
+    meta = await run_registry().meta(run_id)
     return bool(meta and meta.get("cancel_on_disconnect"))
 
 
-async def run_events_after(run_id: str, after_seq: int, *, wait: float = 0) -> list[Event] | None:
-    """The logged events after `after_seq` (waiting up to `wait` seconds for the first one),
-    or None if the run's log has expired."""
-    log = event_log()
-    found = await log.read(run_id, after_seq)
-    if found or wait <= 0:
-        return found if found or await log.exists(run_id) else None
-    try:
-        async with asyncio.timeout(wait):
-            async for _ in run_subscribe(run_id, after_seq):
-                break
-    except TimeoutError:
-        pass
-    except RunNotFound:
-        return None
-    return await log.read(run_id, after_seq)
+async def run_events(run_id: str, after_seq: int = 0) -> list[Event]:
+    """The logged events after `after_seq` (none if the log has expired)."""
+    return await event_log().read(run_id, after_seq)

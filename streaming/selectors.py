@@ -1,10 +1,19 @@
-"""Reads: what a user may see."""
+"""Reads: what a user may see, and what a run is made of."""
+
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from .agent_runtime import HistoryTurn
 from .models import Message, Thread, User
+
+
+@dataclass(frozen=True)
+class HistoryTurn:
+    """One earlier message of a conversation, as the agent is given it."""
+
+    role: str
+    content: str
 
 
 def thread_visible_to(user: User) -> QuerySet[Thread]:
@@ -21,6 +30,11 @@ async def thread_for_user(*, user: User, thread_id: object) -> Thread | None:
         return None
 
 
+async def thread_owned(*, user: User, thread_id: object) -> Thread:
+    """The thread if `user` owns it; raises `Thread.DoesNotExist` otherwise."""
+    return await Thread.objects.aget(pk=thread_id, owner=user)
+
+
 async def thread_list_for_user(*, user: User, limit: int = 100) -> list[Thread]:
     """The user's own threads, most recently active first."""
     return [t async for t in Thread.objects.filter(owner=user).order_by("-updated_at")[:limit]]
@@ -34,3 +48,43 @@ async def thread_history(*, thread: Thread) -> list[HistoryTurn]:
     """The thread's turns with text, oldest first, as agent input."""
     rows = thread.messages.exclude(content="").order_by("created_at").values_list("role", "content")
     return [HistoryTurn(role=role, content=content) async for role, content in rows]
+
+
+async def message_get(*, message_id: object) -> Message:
+    return await Message.objects.aget(pk=message_id)
+
+
+async def reply_for_user(*, user: User, run_id: object) -> Message | None:
+    """The run's reply message if `user` owns its thread (or is staff), else None."""
+    if not user.is_authenticated:
+        return None
+    replies = Message.objects.select_related("thread").filter(role=Message.Role.ASSISTANT)
+    if not user.is_staff:
+        replies = replies.filter(thread__owner=user)
+    try:
+        return await replies.aget(pk=run_id)
+    except (Message.DoesNotExist, ValidationError, ValueError, TypeError):
+        return None
+
+
+async def reply_status(*, run_id: str) -> str:
+    status: str = await Message.objects.values_list("status", flat=True).aget(pk=run_id)
+    return status
+
+
+async def reply_by_client_key(*, key: str) -> Message | None:
+    """The reply a client's message id (scoped to its user) started, if any."""
+    return await Message.objects.filter(client_id=key).afirst()
+
+
+async def question_of(*, reply: Message) -> str:
+    """The id of the user message a reply answers ("" if none)."""
+    asked = await (
+        Message.objects.filter(
+            thread_id=reply.thread_id, role=Message.Role.USER, created_at__lte=reply.created_at
+        )
+        .order_by("-created_at")
+        .values_list("pk", flat=True)
+        .afirst()
+    )
+    return str(asked or "")

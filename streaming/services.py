@@ -1,12 +1,13 @@
 """Writes: threads, messages and the records of replies."""
 
-from dataclasses import dataclass
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .events import Metrics
 from .models import Message, Thread, User
 
 TITLE_LENGTH = 60
@@ -17,19 +18,38 @@ def title_from_text(text: str) -> str:
     return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1] + "…"
 
 
-@dataclass(frozen=True)
-class ReplyMetrics:
-    ttft_seconds: float | None
-    token_count: int
-    duration_seconds: float
+NO_METRICS: Metrics = {
+    "ttft_seconds": None, "token_count": 0, "duration_seconds": 0.0, "tokens_per_second": None,
+}
 
-    @property
-    def tokens_per_second(self) -> float | None:
-        return self.token_count / self.duration_seconds if self.duration_seconds > 0 else None
+
+def guest_user_create() -> User:
+    """A guest user (no usable password), bound to a browser session by its caller."""
+    user = User(username=f"guest-{uuid.uuid4().hex[:16]}", is_guest=True)
+    user.set_unusable_password()
+    user.save()
+    return user
 
 
 def thread_create(*, owner: User, title: str = "", external_id: str | None = None) -> Thread:
     return Thread.objects.create(owner=owner, title=title, external_id=external_id)
+
+
+def thread_for_external_id(*, owner: User, external_id: str) -> Thread:
+    """The owner's thread named `external_id` by a client (created on first use)."""
+    thread, _ = Thread.objects.get_or_create(owner=owner, external_id=external_id)
+    return thread
+
+
+def thread_rename(*, thread: Thread, title: str) -> Thread:
+    thread.title = title
+    thread.save(update_fields=["title", "updated_at"])
+    return thread
+
+
+def thread_delete(*, thread: Thread) -> None:
+    """Delete a thread with its messages."""
+    thread.delete()
 
 
 @transaction.atomic
@@ -73,21 +93,18 @@ def reply_checkpoint(*, message_id: object, content: str) -> None:
     )
 
 
-def _ending(*, content: str, status: str, metrics: ReplyMetrics, error: str) -> dict[str, object]:
+def _ending(*, content: str, status: str, metrics: Metrics, error: str) -> dict[str, object]:
     return {
         "content": content,
         "status": status,
         "error": error,
-        "ttft_seconds": metrics.ttft_seconds,
-        "token_count": metrics.token_count,
-        "duration_seconds": metrics.duration_seconds,
-        "tokens_per_second": metrics.tokens_per_second,
+        **metrics,
         "updated_at": timezone.now(),
     }
 
 
 def reply_finish(
-    *, message_id: object, content: str, status: str, metrics: ReplyMetrics, error: str = ""
+    *, message_id: object, content: str, status: str, metrics: Metrics, error: str = ""
 ) -> None:
     """Store a reply's final text, terminal status and metrics."""
     Message.objects.filter(pk=message_id).update(
@@ -95,7 +112,7 @@ def reply_finish(
     )
 
 
-def reply_interrupt(*, message_id: object, content: str, metrics: ReplyMetrics, error: str) -> None:
+def reply_interrupt(*, message_id: object, content: str, metrics: Metrics, error: str) -> None:
     """End a reply whose run died, if it is still marked as streaming."""
     Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
         **_ending(content=content, status=Message.Status.INTERRUPTED, metrics=metrics, error=error)

@@ -5,33 +5,29 @@ import logging
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
-from django.db import connections
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import agent_runtime, formatters, runs, selectors, services
-from .events import is_terminal
-from .http import (
+from . import agent_runtime, errors, runs, selectors, services
+from .csrf import json_csrf
+from .inputs import (
     BadRequest,
     after_seq,
     client_id_field,
-    error_piece,
-    follow_run,
     json_body,
-    json_csrf,
     json_error,
     message_text,
     request_user,
     run_options,
-    sse_response,
+    title_field,
 )
-from .models import Message, Thread, User
+from .models import Thread, User
+from .serializers import message_json, thread_json
+from .transports import poll, sse
+from .wire import Stream, shape_for
 
 logger = logging.getLogger(__name__)
-
-NOT_FOUND = "No such conversation."
-NO_RUN = "No such reply."
 
 
 @require_GET
@@ -51,7 +47,7 @@ async def chat_page(request: HttpRequest, thread_id: object = None) -> HttpRespo
     if thread_id is not None:
         thread = await selectors.thread_for_user(user=user, thread_id=thread_id)
         if thread is None:
-            raise Http404(NOT_FOUND)
+            raise Http404(errors.NO_THREAD)
     context = {
         "threads": await selectors.thread_list_for_user(user=user),
         "thread": thread,
@@ -76,23 +72,16 @@ async def _thread(request: HttpRequest, thread_id: object) -> tuple[User | None,
 async def threads(request: HttpRequest) -> HttpResponse:
     user = await request_user(request)
     if user is None:
-        return json_error("Log in to chat.", status=401)
+        return json_error(errors.LOGIN_REQUIRED, status=401)
     if request.method == "GET":
         found = await selectors.thread_list_for_user(user=user)
-        return JsonResponse({"threads": [formatters.thread_json(t) for t in found]})
+        return JsonResponse({"threads": [thread_json(t) for t in found]})
     try:
-        title = _title(json_body(request), required=False)
+        title = title_field(json_body(request), required=False)
     except BadRequest as exc:
         return json_error(str(exc))
     thread = await sync_to_async(services.thread_create)(owner=user, title=title)
-    return JsonResponse(formatters.thread_json(thread), status=201)
-
-
-def _title(body: dict, *, required: bool) -> str:
-    title = body.get("title", None if required else "")
-    if not isinstance(title, str) or len(title) > 200 or (required and not title.strip()):
-        raise BadRequest("'title' must be a non-empty string of at most 200 characters.")
-    return title.strip()
+    return JsonResponse(thread_json(thread), status=201)
 
 
 @json_csrf
@@ -100,17 +89,17 @@ def _title(body: dict, *, required: bool) -> str:
 async def thread_detail(request: HttpRequest, thread_id: object) -> HttpResponse:
     _, thread = await _thread(request, thread_id)
     if not thread:
-        return json_error(NOT_FOUND, status=404)
+        return json_error(errors.NO_THREAD, status=404)
     if request.method == "DELETE":
-        await thread.adelete()
+        await sync_to_async(services.thread_delete)(thread=thread)
         return HttpResponse(status=204)
     if request.method == "PATCH":
         try:
-            thread.title = _title(json_body(request), required=True)
+            title = title_field(json_body(request), required=True)
         except BadRequest as exc:
             return json_error(str(exc))
-        await thread.asave(update_fields=["title", "updated_at"])
-    return JsonResponse(formatters.thread_json(thread))
+        thread = await sync_to_async(services.thread_rename)(thread=thread, title=title)
+    return JsonResponse(thread_json(thread))
 
 
 @json_csrf
@@ -120,10 +109,10 @@ async def thread_messages(request: HttpRequest, thread_id: object) -> HttpRespon
     start a run (201), or, for a `client_id` that started one already, answer it (200)."""
     user, thread = await _thread(request, thread_id)
     if not thread or not user:
-        return json_error(NOT_FOUND, status=404)
+        return json_error(errors.NO_THREAD, status=404)
     if request.method == "GET":
         found = await selectors.thread_messages(thread=thread)
-        return JsonResponse({"messages": [formatters.message_json(m) for m in found]})
+        return JsonResponse({"messages": [message_json(m) for m in found]})
     try:
         body = json_body(request)
         text, options, client_id = message_text(body), run_options(body), client_id_field(body)
@@ -161,17 +150,15 @@ async def run_events(request: HttpRequest, run_id: object) -> HttpResponse:
     """SSE: the run's events after `Last-Event-ID` / `?after=`, ending after the last."""
     found = await _run(request, run_id)
     if found is None:
-        return json_error(NO_RUN, status=404)
+        return json_error(errors.NO_RUN, status=404)
     try:
         after = after_seq(request)
     except BadRequest as exc:
         return json_error(str(exc))
     if not await runs.run_exists(found):
-        return json_error("This reply's event log has expired; read it from its thread.", status=410)
-    on_error = error_piece({"run_id": found, "type": "error"})
-    return sse_response(
-        follow_run(found, after, formatters.sse_native, on_error=on_error, resumable=True)
-    )
+        return json_error(errors.LOG_EXPIRED_READ_THREAD, status=410)
+    shape = shape_for("native", Stream(run_id=found))
+    return sse.response(found, after, shape, resumable=True)
 
 
 @json_csrf
@@ -179,7 +166,7 @@ async def run_events(request: HttpRequest, run_id: object) -> HttpResponse:
 async def run_stop(request: HttpRequest, run_id: object) -> HttpResponse:
     found = await _run(request, run_id)
     if found is None:
-        return json_error(NO_RUN, status=404)
+        return json_error(errors.NO_RUN, status=404)
     await runs.run_stop(run_id=found)
     return JsonResponse({"run_id": found, "stopping": True}, status=202)
 
@@ -193,7 +180,7 @@ async def run_poll(request: HttpRequest, run_id: object) -> HttpResponse:
     (at most 25 s) the answer is held until there is something after `after`."""
     found = await _run(request, run_id)
     if found is None:
-        return json_error(NO_RUN, status=404)
+        return json_error(errors.NO_RUN, status=404)
     try:
         after = after_seq(request)
         wait = float(request.GET.get("wait", "0"))
@@ -201,13 +188,4 @@ async def run_poll(request: HttpRequest, run_id: object) -> HttpResponse:
         return json_error("'after' must be a sequence number and 'wait' a number of seconds.")
     if not 0 <= wait <= POLL_WAIT_LIMIT:
         return json_error(f"'wait' must be from 0 to {POLL_WAIT_LIMIT:g} seconds.")
-    if wait:
-        await sync_to_async(connections.close_all)()  # hold no connection while waiting
-    found_events = await runs.run_events_after(found, after, wait=wait)
-    reply = await Message.objects.aget(pk=found)
-    if found_events is None:  # past the retention window
-        return JsonResponse({"events": [], "complete": True, "status": reply.status})
-    complete = bool(found_events) and is_terminal(found_events[-1])
-    if not found_events:
-        complete = reply.status != Message.Status.STREAMING
-    return JsonResponse({"events": found_events, "complete": complete, "status": reply.status})
+    return JsonResponse(await poll.poll(found, after, wait=wait))

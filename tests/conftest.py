@@ -1,7 +1,6 @@
 """Shared fixtures: the stand-in OpenAI server, live daphne servers and logged-in clients."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,10 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.db import connection, connections
 
+from deploy.twin import free_port
 from tests.standin import StandinServer
+
+__all__ = ["free_port"]  # tests import it from here
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,12 +53,6 @@ def standin(standin_server: StandinServer, settings) -> StandinServer:
     settings.AGENT_MODEL = "gpt-test"
     settings.AGENT_API = "responses"
     return standin_server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_database_url() -> str:

@@ -15,7 +15,7 @@ from streaming.logs.redis import RedisEventLog, _key
 
 TEXT = "héllo 世界 🎉"
 METRICS: Metrics = {
-    "ttft_seconds": 0.25, "token_count": 3, "elapsed_seconds": 1.5, "tokens_per_second": 2.0,
+    "ttft_seconds": 0.25, "token_count": 3, "duration_seconds": 1.5, "tokens_per_second": 2.0,
 }
 
 

@@ -1,6 +1,13 @@
-"""What an event-log backend provides: an append-only, replayable log per run, live
-delivery of new events to listeners in this process, and the run registry that lets
-any worker find, stop and reap runs."""
+"""What an event-log backend provides, as two interfaces:
+
+- `EventLog`: an append-only, replayable log per run, and live delivery of new events to
+  listeners in this process (what `subscribe` and the producer use);
+- `RunRegistry`: the live runs and the cluster's chores (who runs what, stop requests,
+  worker heartbeats, orphans, reaping claims), what the run manager uses.
+
+A backend class implements both (they share a store) and is chosen by the dotted path in
+`STREAM_LOG_BACKEND`; it is built with `Backend.from_settings()`.
+"""
 
 import asyncio
 import contextlib
@@ -56,15 +63,17 @@ class EventLog(Protocol):
     async def read(self, run_id: str, after_seq: int) -> list[Event]:
         """The logged events with `seq > after_seq`, in order."""
 
-    async def exists(self, run_id: str) -> bool:
-        """Whether the run's log is still held (live, or within its retention window)."""
-
     async def last(self, run_id: str) -> Event | None:
         """The run's newest logged event, or None if there is no log."""
+
+    async def exists(self, run_id: str) -> bool:
+        """Whether the run's log is still held (live, or within its retention window)."""
 
     def listen(self, run_id: str) -> contextlib.AbstractAsyncContextManager[Inbox]:
         """Receive the run's new events in this process while the context is open."""
 
+
+class RunRegistry(Protocol):
     async def register(self, run_id: str, meta: dict[str, Any]) -> None:
         """Record a live run (its owner, worker, options)."""
 
@@ -91,6 +100,19 @@ class EventLog(Protocol):
 
     async def claim(self, run_id: str, ttl: float) -> bool:
         """Take the exclusive right to reap `run_id` (one worker wins)."""
+
+
+class Backend(EventLog, RunRegistry, Protocol):
+    """What `STREAM_LOG_BACKEND` names: both interfaces over one store."""
+
+    # One instance per process (True), or per event loop (False: connections that belong
+    # to a loop, as Redis's do).
+    per_process: bool
+
+    @classmethod
+    def from_settings(cls) -> "Backend":
+        """A backend configured from Django's settings."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -1,10 +1,13 @@
-"""In-process event log: the single-process setup (no `REDIS_URL`)."""
+"""In-process event log and run registry: the single-process setup (no `REDIS_URL`)."""
 
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.conf import settings
 
 from ..events import Event
 from .base import Inbox, listening
@@ -22,6 +25,12 @@ class MemoryEventLog:
     At most `max_runs` ended runs are kept (oldest dropped first) and at most
     `max_events` events per run, so memory stays bounded.
     """
+
+    per_process = True
+
+    @classmethod
+    def from_settings(cls) -> "MemoryEventLog":
+        return cls(retention=settings.STREAM_RETENTION_SECONDS, max_events=settings.STREAM_MAX_EVENTS)
 
     def __init__(self, *, retention: float, max_events: int, max_runs: int = 10_000) -> None:
         self.retention = retention
@@ -78,7 +87,7 @@ class MemoryEventLog:
     async def exists(self, run_id: str) -> bool:
         return self._get(run_id) is not None
 
-    def listen(self, run_id: str):  # type: ignore[no-untyped-def]
+    def listen(self, run_id: str) -> contextlib.AbstractAsyncContextManager[Inbox]:
         return listening(self.listeners, run_id)
 
     async def register(self, run_id: str, meta: dict[str, Any]) -> None:

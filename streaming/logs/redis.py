@@ -1,15 +1,12 @@
-"""Redis event log: Redis Streams hold each run's log, and one pub/sub connection per
-process fans new events out to that process's listeners.
+"""Redis event log and run registry: Redis Streams hold each run's log, one pub/sub
+connection per process fans new events out to that process's listeners, and a hash of
+live runs plus expiring keys hold the registry, heartbeats, stops and reaping claims.
 
 Appending is one pipelined round trip: XADD per event (the stream id is `<seq>-0`, so an
 event can never be written twice), PUBLISH of the batch, and EXPIRE. Pub/sub is
 at-most-once: a listener that misses a message sees a gap in sequence numbers (or a quiet
-spell) and reads the missing events back from the stream.
-
-`fanout="xread"` (`STREAM_FANOUT=xread`, every worker alike) is an alternative kept for
-comparison (bench/fanout.py, docs/benchmarks.md): nothing is published, and each listener
-has its own task looping `XREAD BLOCK` on the run's stream, holding one Redis connection
-(from a separate, unbounded pool) while it waits.
+spell) and reads the missing events back from the stream. (bench/xread_log.py keeps the
+per-listener `XREAD BLOCK` alternative that docs/benchmarks.md compares this with.)
 """
 
 import asyncio
@@ -20,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from django.conf import settings
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -40,18 +38,31 @@ def _key(kind: str, name: str) -> str:
 
 
 STOP_CHANNEL = _key("control", "stop")
-FANOUT_MODES = ("pubsub", "xread")
-XREAD_BLOCK_MS = 1000
 RECONNECT_RETRIES = 2
 
 
+def _events(rows: Any) -> list[Event]:
+    """The events of XRANGE / XREVRANGE rows (`[(id, {b"e": json})]`)."""
+    return [json.loads(fields[b"e"]) for _, fields in rows or ()]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisEventLog:
-    def __init__(
-        self, url: str, *, retention: float, max_events: int, fanout: str = "pubsub"
-    ) -> None:
-        if fanout not in FANOUT_MODES:
-            raise ValueError(f"fanout must be one of {FANOUT_MODES}, not {fanout!r}")
-        self.fanout = fanout
+    per_process = False  # connections belong to one event loop
+    publishes = True  # live delivery is pub/sub (a subclass may deliver otherwise)
+
+    @classmethod
+    def from_settings(cls) -> "RedisEventLog":
+        return cls(
+            settings.REDIS_URL,
+            retention=settings.STREAM_RETENTION_SECONDS,
+            max_events=settings.STREAM_MAX_EVENTS,
+        )
+
+    def __init__(self, url: str, *, retention: float, max_events: int) -> None:
         self.retention = int(retention)
         self.max_events = max_events
         # A command that meets a connection Redis has closed (it restarted) reconnects and
@@ -70,11 +81,6 @@ class RedisEventLog:
         self.on_stop: Callable[[str], None] | None = None
         self.reader: asyncio.Task[None] | None = None
         self.subscribe_lock = asyncio.Lock()
-        # xread mode: blocking reads each hold a connection, so they get their own pool.
-        self.readers = (
-            aioredis.Redis.from_url(url, max_connections=10_000) if fanout == "xread" else None
-        )
-        self.xread_tasks: set[asyncio.Task[None]] = set()
 
     # The log.
 
@@ -98,7 +104,7 @@ class RedisEventLog:
                 key, {"e": json.dumps(event, ensure_ascii=False)}, id=f"{event['seq']}-0",
                 maxlen=self.max_events, approximate=True,
             )
-        publish_now = self.fanout == "pubsub" and not final
+        publish_now = self.publishes and not final
         if publish_now:
             pipe.publish(channel, json.dumps(events, ensure_ascii=False))
         pipe.expire(key, self.retention if final else LIVE_TTL)
@@ -112,16 +118,17 @@ class RedisEventLog:
                 raise result
             if index < len(events):
                 added.append(events[index])
-        if self.fanout == "pubsub" and final and added:
+        if self.publishes and final and added:
             await self.redis.publish(channel, json.dumps(added, ensure_ascii=False))
 
     async def read(self, run_id: str, after_seq: int) -> list[Event]:
         rows = await self.redis.xrange(_key("log", run_id), min=f"{after_seq + 1}-0")
-        return [json.loads(fields[b"e"]) for _, fields in rows]
+        return _events(rows)
 
     async def last(self, run_id: str) -> Event | None:
         rows = await self.redis.xrevrange(_key("log", run_id), count=1)
-        return json.loads(rows[0][1][b"e"]) if rows else None
+        found = _events(rows)
+        return found[0] if found else None
 
     async def exists(self, run_id: str) -> bool:
         return bool(await self.redis.exists(_key("log", run_id)))
@@ -130,10 +137,6 @@ class RedisEventLog:
 
     @contextlib.asynccontextmanager
     async def listen(self, run_id: str) -> AsyncIterator[Inbox]:
-        if self.fanout == "xread":
-            async with self._listen_xread(run_id) as inbox:
-                yield inbox
-            return
         channel = _key("run", run_id)
         async with listening(self.listeners, run_id) as inbox:
             await self._subscribe(channel)
@@ -141,49 +144,6 @@ class RedisEventLog:
                 yield inbox
             finally:
                 await self._unsubscribe(channel)
-
-    @contextlib.asynccontextmanager
-    async def _listen_xread(self, run_id: str) -> AsyncIterator[Inbox]:
-        """One task per listener: `XREAD BLOCK` from the stream's current top, delivering
-        each batch read to this listener's inbox."""
-        assert self.readers is not None
-        key = _key("log", run_id)
-        async with listening(self.listeners, run_id) as inbox:
-            # Start at the top as of now: anything later is read live, the rest is backlog.
-            top = await self.readers.xrevrange(key, count=1)
-            last_id = top[0][0] if top else b"0-0"
-            stopped = asyncio.Event()
-            task = asyncio.create_task(
-                self._xread_loop(key, last_id, inbox, stopped), name=f"redis-xread-{run_id}"
-            )
-            self.xread_tasks.add(task)
-            task.add_done_callback(self.xread_tasks.discard)
-            try:
-                yield inbox
-            finally:
-                # Not awaited: on Python 3.11 a cancel that lands while redis-py sends a
-                # command can be swallowed (asyncio.wait_for), and the read then blocks for
-                # up to XREAD_BLOCK_MS; the loop sees `stopped` and ends by itself.
-                stopped.set()
-                task.cancel()
-
-    async def _xread_loop(
-        self, key: str, last_id: bytes, inbox: Inbox, stopped: asyncio.Event
-    ) -> None:
-        assert self.readers is not None
-        while not stopped.is_set():
-            try:
-                result = await self.readers.xread({key: last_id}, block=XREAD_BLOCK_MS)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError, RuntimeError) as exc:
-                logger.warning("xread fan-out for %s failed (%s); retrying", key, exc)
-                await asyncio.sleep(0.5)
-                continue
-            for _, rows in result or ():
-                if rows:
-                    last_id = rows[-1][0]
-                    inbox.deliver([json.loads(fields[b"e"]) for _, fields in rows])
 
     async def watch_stops(self, callback: Callable[[str], None]) -> None:
         """Call `callback(run_id)` in this process for every stop requested anywhere."""
@@ -298,7 +258,7 @@ class RedisEventLog:
         active = await self.redis.hgetall(_key("active", "runs"))
         if not active:
             return []
-        workers = {run.decode(): json.loads(raw)["worker"] for run, raw in active.items()}
+        workers = {_text(run): json.loads(raw)["worker"] for run, raw in active.items()}
         names = sorted(set(workers.values()))
         alive = await self.redis.mget([_key("worker", w) for w in names])
         dead = {w for w, flag in zip(names, alive, strict=True) if flag is None}
@@ -315,9 +275,3 @@ class RedisEventLog:
         with contextlib.suppress(RedisError, RuntimeError):
             await self.pubsub.aclose()
         await self.redis.aclose()
-        for task in list(self.xread_tasks):
-            task.cancel()
-        if self.xread_tasks:
-            await asyncio.wait(self.xread_tasks, timeout=XREAD_BLOCK_MS / 1000 + 1)
-        if self.readers is not None:
-            await self.readers.aclose()

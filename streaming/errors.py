@@ -1,0 +1,10 @@
+"""What the project tells clients when it cannot do what they asked: one wording each."""
+
+LOGIN_REQUIRED = "Log in to chat."
+NO_THREAD = "No such conversation."
+NO_RUN = "No such reply."
+NO_MESSAGE = "No such message."
+LOG_EXPIRED = "This reply's event log has expired; reload the conversation."
+LOG_EXPIRED_READ_THREAD = "This reply's event log has expired; read it from its thread."
+STREAM_FAILED = "The stream failed unexpectedly; reconnect to resume."
+NO_ATTACHMENTS = "Attachments are not supported."

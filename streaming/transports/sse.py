@@ -1,0 +1,37 @@
+"""The SSE transport: a run's events, in one wire shape, as a streaming HTTP response.
+
+Every event goes out framed with `id: <seq>` so that a client resumes with
+`Last-Event-ID`; a quiet stream gets a heartbeat comment; a stream that cannot go on
+ends with the shape's error payload.
+"""
+
+from collections.abc import AsyncIterator
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+
+from ..wire import Shape, sse
+from .follow import Ending, follow, release_db
+
+
+async def stream(run_id: str, after: int, shape: Shape, *, resumable: bool) -> AsyncIterator[bytes]:
+    """The SSE pieces of a run's events after `after`. A `resumable` stream (its client
+    resumes with Last-Event-ID) ends when the worker drains, telling EventSource to
+    reconnect soon; the others follow their run to its end."""
+    await release_db()
+    yield sse.PREAMBLE
+    quiet = settings.STREAM_SSE_HEARTBEAT_SECONDS
+    async for item in follow(run_id, after, resumable=resumable, quiet=quiet):
+        if item is None:
+            yield sse.HEARTBEAT
+        elif isinstance(item, Ending):
+            yield sse.RESTART_RETRY if item.reason == "restart" else sse.data(shape.error(item.message))
+        elif (payload := shape.event(item)) is not None:
+            yield sse.data(payload, seq=item["seq"])
+
+
+def response(run_id: str, after: int, shape: Shape, *, resumable: bool) -> StreamingHttpResponse:
+    return StreamingHttpResponse(
+        stream(run_id, after, shape, resumable=resumable),
+        content_type=sse.CONTENT_TYPE, headers=sse.HEADERS,
+    )
