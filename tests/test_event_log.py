@@ -396,3 +396,27 @@ async def test_a_claim_can_be_taken_again_once_it_lapses(redis_url: str) -> None
         assert await log.claim(run, 60) is True
     finally:
         await made.close()
+
+
+async def test_the_backend_is_chosen_by_a_dotted_path(settings, redis_url) -> None:
+    from bench.xread_log import XreadEventLog
+    from streaming.logs import close_event_logs, event_log, run_registry
+
+    settings.REDIS_URL = None
+    settings.STREAM_LOG_BACKEND = ""
+    assert isinstance(event_log(), MemoryEventLog) and event_log() is run_registry()
+    settings.REDIS_URL = redis_url
+    assert type(event_log()) is RedisEventLog
+    settings.STREAM_LOG_BACKEND = "bench.xread_log.XreadEventLog"
+    log = event_log()
+    assert isinstance(log, XreadEventLog) and log is run_registry()
+    # It is a working log: a listener hears an append through XREAD, not pub/sub.
+    run_id = new_id()
+    try:
+        async with log.listen(run_id) as inbox:
+            await log.append(run_id, run_events(run_id, ["a"], end=False))
+            batch = await inbox.get(wait=5)
+        assert batch is not None and seqs(batch)[0] == 1
+    finally:
+        await log.redis.delete(_key("log", run_id))
+        await close_event_logs()

@@ -31,10 +31,10 @@ Event = dict[str, Any]
 
 
 @asynccontextmanager
-async def socket(session: str | None = None) -> AsyncIterator[WebsocketCommunicator]:
+async def socket(session: str | None = None, *, path: str = "/ws/stream") -> AsyncIterator[WebsocketCommunicator]:
     """A connection: with a session cookie, as that user; without, as a new guest."""
     headers = ORIGIN + ([(b"cookie", f"sessionid={session}".encode())] if session else [])
-    ws = WebsocketCommunicator(application, "/ws/stream", headers=headers)
+    ws = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await ws.connect(timeout=5)
     assert connected
     try:
@@ -266,6 +266,49 @@ async def test_subscribe_with_after_resumes_exactly_on_another_connection(standi
     async with socket(session) as ws:
         await ws.send_json_to({"command": "subscribe", "run_id": run_id, "after": len(full)})
         assert await ws.receive_nothing(timeout=0.3)
+
+
+async def test_the_native_wire_sends_the_logs_events_as_they_are(standin) -> None:
+    standin.script(
+        Reply(text=TEXT, tps=300), Reply(text="one two three four five six seven", drop_after=3)
+    )
+    user, session = await session_of("ann")
+    async with socket(session, path="/ws/stream?wire=native") as ws:
+        run_id = await start(ws, "Hello")
+        got = [{"type": "started", "seq": 1}] + await receive_until(ws, lambda e: e.get("type") in TERMINAL)
+        run_id2 = await start(ws, "Again")
+        failed = await receive_until(ws, lambda e: e.get("type") in TERMINAL)
+        await ws.send_json_to({"command": "watch", "thread_id": "nope"})  # connection messages: unchanged
+        assert await ws.receive_json_from() == {"type": "error", "error": "No such conversation.", "command": "watch"}
+    assert [e["seq"] for e in got] == list(range(1, len(got) + 1))
+    deltas = [e for e in got if e["type"] == "delta"]
+    assert deltas and all(set(e) >= {"run_id", "seq", "text", "tokens", "token_count", "elapsed"} for e in deltas)
+    assert "token" not in deltas[0] and got[-1]["type"] == "completed"
+    assert "".join(e["text"] for e in deltas) == TEXT == (await Message.objects.aget(pk=run_id)).content
+    assert set(got[-1]["metrics"]) == {"ttft_seconds", "token_count", "duration_seconds", "tokens_per_second"}
+    assert failed[-1]["type"] == "failed" and failed[-1]["run_id"] == run_id2 and failed[-1]["error"]
+    # An unknown wire is the seed's.
+    async with socket(session, path="/ws/stream?wire=nonsense") as ws:
+        await ws.send_json_to({"command": "subscribe", "run_id": run_id, "after": 1})
+        seed = await receive_until(ws, is_end)
+    assert tokens_of(seed) == TEXT and seed[0]["type"] == "token"
+
+
+async def test_a_paused_connection_that_leaves_stops_its_cancel_on_disconnect_run(standin) -> None:
+    standin.script(Reply(tokens=SLOW, tps=50))
+    async with socket() as ws:
+        run_id = await start(ws, cancel_on_disconnect=True)
+        await receive_until(ws, lambda e: e.get("seq", 0) >= 3)
+        await ws.send_json_to({"command": "pause"})
+        await receive_until(ws, lambda e: e.get("type") == "paused")
+    record = await asyncio.to_thread(standin.wait_closed_early, 0, 10)
+    assert record.stream_closed_early and record.tokens_sent < len(SLOW)
+    for _ in range(100):
+        reply = await Message.objects.aget(pk=run_id)
+        if reply.status != "streaming":
+            break
+        await asyncio.sleep(0.05)
+    assert reply.status == "stopped"
 
 
 async def test_pause_then_resume_delivers_everything_missed_in_order(standin) -> None:
