@@ -82,7 +82,7 @@ function formatMetrics(item, values, state) {
     ["Status", state],
     ["First token", values.ttft_seconds == null ? "–" : `${values.ttft_seconds.toFixed(2)} s`],
     ["Tokens", String(values.token_count ?? 0)],
-    ["Duration", `${(values.elapsed_seconds ?? values.duration_seconds ?? 0).toFixed(1)} s`],
+    ["Duration", `${(values.duration_seconds ?? 0).toFixed(1)} s`],
     ["Tokens/s", values.tokens_per_second == null ? "–" : values.tokens_per_second.toFixed(1)],
   ];
   panel.replaceChildren(
@@ -229,18 +229,9 @@ buttons.resume.addEventListener("click", () => {
 // The sidebar: rename and delete conversations.
 const threadList = document.getElementById("threads");
 
-async function threadRequest(threadId, method, body) {
-  const response = await fetch(`/api/threads/${threadId}`, {
-    method,
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!response.ok) {
-    const problem = await response.json().catch(() => ({}));
-    throw new Error(problem.error || `HTTP ${response.status}`);
-  }
-  return response.status === 204 ? null : response.json();
+// PATCH or DELETE /api/threads/<id> (ChatClient.request: CSRF token, errors, 503 retries).
+function threadRequest(threadId, method, body) {
+  return client.request(`/api/threads/${encodeURIComponent(threadId)}`, body, { method });
 }
 
 threadList.addEventListener("click", async (event) => {

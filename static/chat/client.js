@@ -24,25 +24,13 @@ export function newClientId() {
   return words.map((n) => n.toString(16).padStart(8, "0")).join("");
 }
 
-// A native event `{run_id, seq, type, ...}` from either wire shape: WebSocket tokens become
-// deltas, WebSocket failures (`type: "error"` with a `seq`) take their `status` as type.
-export function normalize(message) {
-  const event = typeof message === "string" ? JSON.parse(message) : { ...message };
-  if (event.type === "token") {
-    event.type = "delta";
-    event.text = event.token ?? "";
-    delete event.token;
-  } else if (event.type === "error" && typeof event.seq === "number") {
-    event.type = event.status || "failed";
-    delete event.status;
-  }
-  return event;
-}
-
-// A JSON message from the wire as a native event, or null if it is not JSON.
+// A JSON object from the wire (a native event or a control message), or null if the data is
+// not a JSON object. Every transport receives native events (docs/api.md, Events): the
+// WebSocket because it asks for them with `?wire=native`.
 function parse(data) {
   try {
-    return normalize(JSON.parse(data));
+    const value = JSON.parse(data);
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? value : null;
   } catch {
     return null;
   }
@@ -141,9 +129,19 @@ function defaultWsUrl() {
   return loc ? `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/ws/stream` : "/ws/stream";
 }
 
+// `url` asking for the native wire: `wire=native` replaces any `wire` it has (the server
+// picks a connection's wire from this query parameter; without it, it sends the seed's shape).
+export function nativeWireUrl(url) {
+  const cut = url.indexOf("#");
+  const [rest, hash] = cut < 0 ? [url, ""] : [url.slice(0, cut), url.slice(cut)];
+  const [path, query = ""] = rest.split(/\?(.*)/s);
+  const params = query.split("&").filter((param) => param && param.split("=")[0] !== "wire");
+  return `${path}?${[...params, "wire=native"].join("&")}${hash}`;
+}
+
 export class WebSocketTransport {
   constructor({ WebSocket = globalThis.WebSocket, url = defaultWsUrl() } = {}) {
-    Object.assign(this, { WebSocket, url, name: "websocket", ws: null, closed: false });
+    Object.assign(this, { WebSocket, url: nativeWireUrl(url), name: "websocket", ws: null, closed: false });
     this.subs = new Map(); // run id -> subscription
     this.early = new Map(); // run id -> events that arrived before anyone subscribed
     this.announced = new Set(); // runs announced with {"type": "run"}
@@ -180,7 +178,8 @@ export class WebSocketTransport {
     }
     const sub = runId ? this.subs.get(runId) : null;
     if (type === "error") {
-      // Without a seq: a command failed, or following a run failed (e.g. its log expired).
+      // Not a run event (those have a seq, and a failed run ends with `failed`): a command
+      // failed, or following a run failed (e.g. its log expired).
       if (runId) sub?.onError(event.error);
       else if (event.command === "start" && this.starts.length) this.starts.shift().reject(new Error(event.error));
       else this.onCommandError?.(event);
@@ -356,9 +355,9 @@ export class PollTransport extends HttpTransport {
       if (!response.ok) return this.drop(sub, { status: response.status });
       this.onState?.("open");
       const events = body.events ?? [];
-      for (const raw of events) {
+      for (const event of events) {
         if (sub.closed) return;
-        const event = normalize(raw);
+        if (event === null || typeof event !== "object") continue;
         handlers.onEvent(event);
         if (event.seq > after) after = event.seq;
       }
@@ -539,9 +538,7 @@ export class ChatClient {
 
   // Deletes a conversation this client created for nothing (best effort).
   discardThread(threadId) {
-    this.fetch(`${this.baseUrl}/api/threads/${encodeURIComponent(threadId)}`, {
-      method: "DELETE", credentials: "same-origin", headers: { "X-CSRFToken": this.csrfToken },
-    }).catch(() => {});
+    this.request(`/api/threads/${encodeURIComponent(threadId)}`, undefined, { method: "DELETE" }).catch(() => {});
   }
 
   // Stops a run over HTTP, whatever the transport; its `stopped` event follows.
@@ -555,24 +552,31 @@ export class ChatClient {
     if (this.transportName === "websocket") this.transport?.watch?.(threadId);
   }
 
-  // POSTs JSON; resolves with the answer, or throws an Error with `status` and `data`.
-  // A 503 is retried (the request was not processed: safe even for a new message); so is a
-  // network failure of a message with a `client_id` (a retry cannot start it twice).
-  async request(path, body) {
+  // Sends `body` (if any) as JSON with `method` (POST by default; GET and HEAD send no
+  // body) and the CSRF token; resolves with the JSON answer (null for a 204, {} for another
+  // answer without JSON), or throws an Error with `status` and `data`.
+  // A 503 is retried (the request was not processed: safe whatever the method, even for a
+  // new message); so is a network failure of a message with a `client_id` (a retry cannot
+  // start it twice).
+  async request(path, body, { method = "POST" } = {}) {
+    const sendsBody = body !== undefined && method !== "GET" && method !== "HEAD";
+    const headers = { Accept: "application/json", "X-CSRFToken": this.csrfToken };
+    if (sendsBody) headers["Content-Type"] = "application/json";
     for (let attempt = 0; ; attempt++) {
       let response;
       try {
         response = await this.fetch(this.baseUrl + path, {
-          method: "POST",
+          method,
           credentials: "same-origin",
-          headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": this.csrfToken },
-          body: JSON.stringify(body),
+          headers,
+          ...(sendsBody ? { body: JSON.stringify(body) } : {}),
         });
       } catch (error) {
         if (!body?.client_id || attempt >= UNAVAILABLE_RETRIES) throw error;
         await new Promise((resolve) => this.setTimeout(resolve, backoffDelay(attempt, this.backoff)));
         continue;
       }
+      if (response.ok && response.status === 204) return null;
       const data = await response.json().catch(() => ({}));
       if (response.ok) return data;
       if (response.status === 503 && attempt < UNAVAILABLE_RETRIES) {
@@ -581,7 +585,7 @@ export class ChatClient {
         await new Promise((resolve) => this.setTimeout(resolve, delay));
         continue;
       }
-      throw Object.assign(new Error(data.error || `HTTP ${response.status}`), { status: response.status, data });
+      throw Object.assign(new Error(data?.error || `HTTP ${response.status}`), { status: response.status, data });
     }
   }
 

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ChatClient, PollTransport, RunFollower, SSETransport, WebSocketTransport, backoffDelay, normalize,
+  ChatClient, PollTransport, RunFollower, SSETransport, WebSocketTransport, backoffDelay, nativeWireUrl,
 } from "../../static/chat/client.js";
 
 const RUN = "11111111-1111-1111-1111-111111111111";
@@ -15,13 +15,6 @@ function runLog(runId = RUN, pieces = PIECES, end = "completed") {
   for (const text of pieces) events.push({ run_id: runId, seq: events.length + 1, type: "delta", text, tokens: 1 });
   events.push({ run_id: runId, seq: events.length + 1, type: end, metrics: {}, ...(end === "failed" ? { error: "boom" } : {}) });
   return events;
-}
-
-// The WebSocket's wire shape (streaming/formatters.py seed_message).
-function wire(event) {
-  if (event.type === "delta") return { type: "token", token: event.text, run_id: event.run_id, seq: event.seq };
-  if (event.type === "failed" || event.type === "interrupted") return { ...event, type: "error", status: event.type };
-  return event;
 }
 
 const flush = async () => {
@@ -74,8 +67,11 @@ class FakeWebSocket {
     this.readyState = 3;
     this.onclose?.({ code });
   }
-  deliver(...events) {
-    for (const event of events) this.onmessage?.({ data: JSON.stringify(wire(event)) });
+  deliver(...events) { // the native wire (`?wire=native`): events as they are logged
+    for (const event of events) this.onmessage?.({ data: JSON.stringify(event) });
+  }
+  message(payload) { // a connection-level message (run, watching, paused, errors, ...)
+    this.onmessage?.({ data: typeof payload === "string" ? payload : JSON.stringify(payload) });
   }
 }
 
@@ -152,23 +148,101 @@ function manualTransport() {
   return transport;
 }
 
-test("normalize: WebSocket tokens and errors become native events; native ones stay", () => {
-  assert.deepEqual(normalize({ type: "token", token: "Hi", run_id: RUN, seq: 3 }), { type: "delta", text: "Hi", run_id: RUN, seq: 3 });
-  assert.deepEqual(
-    normalize({ type: "error", error: "Model down", status: "failed", run_id: RUN, seq: 9, metrics: { token_count: 2 } }),
-    { type: "failed", error: "Model down", run_id: RUN, seq: 9, metrics: { token_count: 2 } },
-  );
-  assert.equal(normalize({ type: "error", error: "x", status: "interrupted", run_id: RUN, seq: 2 }).type, "interrupted");
-  // Without seq an error is not a run event: a command failed.
-  assert.deepEqual(normalize({ type: "error", error: "Unknown command" }), { type: "error", error: "Unknown command" });
-  const native = { run_id: RUN, seq: 2, type: "delta", text: "a", tokens: 1, token_count: 1 };
-  assert.deepEqual(normalize(native), native);
-  assert.notEqual(normalize(native), native); // a copy
-  assert.deepEqual(normalize('{"type":"completed","run_id":"r","seq":4,"metrics":{}}'), { type: "completed", run_id: "r", seq: 4, metrics: {} });
-  for (const event of runLog(RUN, PIECES, "interrupted")) { // round trip (WebSocket deltas carry no `tokens`)
-    const { tokens, ...expected } = event;
-    assert.deepEqual(normalize(wire(event)), event.type === "delta" ? expected : event);
+test("the WebSocket asks for the native wire: ?wire=native on every URL", () => {
+  assert.equal(nativeWireUrl("ws://h/ws/stream"), "ws://h/ws/stream?wire=native");
+  assert.equal(nativeWireUrl("/ws/stream"), "/ws/stream?wire=native");
+  assert.equal(nativeWireUrl("wss://h/ws/stream?a=1"), "wss://h/ws/stream?a=1&wire=native");
+  assert.equal(nativeWireUrl("ws://h/ws/stream?wire=compact&a=1"), "ws://h/ws/stream?a=1&wire=native");
+  assert.equal(nativeWireUrl("ws://h/ws/stream?wire=native"), "ws://h/ws/stream?wire=native");
+  assert.equal(new WebSocketTransport({ WebSocket: FakeWebSocket }).url, "/ws/stream?wire=native");
+  const saved = Object.getOwnPropertyDescriptor(globalThis, "location");
+  try {
+    Object.defineProperty(globalThis, "location", { value: { protocol: "https:", host: "chat.example:8443" }, configurable: true });
+    assert.equal(new WebSocketTransport({ WebSocket: FakeWebSocket }).url, "wss://chat.example:8443/ws/stream?wire=native");
+    globalThis.location.protocol = "http:";
+    assert.equal(new WebSocketTransport({ WebSocket: FakeWebSocket }).url, "ws://chat.example:8443/ws/stream?wire=native");
+  } finally {
+    if (saved) Object.defineProperty(globalThis, "location", saved);
+    else delete globalThis.location;
   }
+});
+
+test("WebSocket native wire: deltas, metrics and terminal events arrive as they are sent", async () => {
+  reset();
+  const client = new ChatClient({ WebSocket: FakeWebSocket, ...fakeClock() });
+  const connected = client.connect();
+  const ws = FakeWebSocket.all[0];
+  assert.equal(ws.url, "/ws/stream?wire=native");
+  ws.open();
+  await connected;
+  const seen = recorder();
+  client.follow(RUN, seen.handlers);
+  const events = [
+    { run_id: RUN, seq: 1, type: "started", thread_id: "t1", model: "m" },
+    { run_id: RUN, seq: 2, type: "delta", text: "Hel", tokens: 1, token_count: 1, elapsed: 0.12, ttft_seconds: 0.12 },
+    { run_id: RUN, seq: 3, type: "delta", text: "lo", tokens: 2, token_count: 3, elapsed: 0.2 },
+    { run_id: RUN, seq: 4, type: "metrics", metrics: { ttft_seconds: 0.12, token_count: 3, duration_seconds: 0.25, tokens_per_second: 12 } },
+    { run_id: RUN, seq: 5, type: "completed", metrics: { ttft_seconds: 0.12, token_count: 3, duration_seconds: 0.3, tokens_per_second: 10 } },
+  ];
+  ws.deliver(...events);
+  assert.deepEqual(seen.events, events, "unchanged: no translation step");
+  assert.deepEqual(seen.texts, ["Hel", "Hello"]);
+  assert.deepEqual(seen.ends, [events.at(-1)]);
+  assert.equal(seen.ends[0].metrics.duration_seconds, 0.3);
+
+  for (const type of ["failed", "interrupted", "stopped"]) {
+    const runId = `run-${type}`;
+    const ended = recorder();
+    client.follow(runId, ended.handlers);
+    const terminal = {
+      run_id: runId, seq: 3, type, metrics: { token_count: 1, duration_seconds: 1.5 }, ...(type === "stopped" ? {} : { error: "Model down" }),
+    };
+    ws.deliver(
+      { run_id: runId, seq: 1, type: "started", thread_id: "t1" },
+      { run_id: runId, seq: 2, type: "delta", text: "x", tokens: 1, token_count: 1, elapsed: 0.1 },
+      terminal,
+    );
+    assert.deepEqual(ended.ends, [terminal], type);
+    assert.deepEqual(ended.errors, [], `${type}: a terminal event, not a run-level error`);
+    assert.equal(ended.texts.at(-1), "x");
+  }
+  client.close();
+});
+
+test("WebSocket native wire: connection messages have no seq and are not run events", async () => {
+  reset();
+  const errors = [];
+  const client = new ChatClient({ WebSocket: FakeWebSocket, onError: (message, event) => errors.push([message, event]), ...fakeClock() });
+  const connected = client.connect();
+  const ws = FakeWebSocket.all[0];
+  ws.open();
+  await connected;
+  const seen = recorder();
+  client.follow(RUN, seen.handlers);
+  const log = runLog();
+  ws.deliver(...log.slice(0, 2));
+  ws.message({ type: "watching", thread_id: "t1" });
+  ws.message({ type: "paused", sent: { [RUN]: 2 } });
+  ws.message({ type: "resumed" });
+  ws.message({ type: "stopped", run_id: null }); // stop with nothing running
+  ws.message("not json");
+  ws.message("[1, 2]");
+  ws.message("null");
+  assert.deepEqual(seen.events.map((e) => e.seq), [1, 2]);
+  assert.equal(seen.ends.length, 0, "the control `stopped` does not end a run");
+  assert.deepEqual(errors, []);
+
+  // A command error naming a run (following it failed): retried once, from the last seq.
+  ws.message({ type: "error", error: "The stream failed unexpectedly", command: "subscribe", run_id: RUN });
+  assert.deepEqual(ws.sent.at(-1), { command: "subscribe", run_id: RUN, after: 2 });
+  ws.message({ type: "error", error: "This reply's event log has expired", command: "subscribe", run_id: RUN, code: "expired" });
+  assert.deepEqual(seen.errors, ["This reply's event log has expired"]);
+
+  // Any other command error goes to onError, with the whole message.
+  const refusal = { type: "error", error: "Unknown command", command: "dance", code: "bad_command" };
+  ws.message(refusal);
+  assert.deepEqual(errors, [["Unknown command", refusal]]);
+  client.close();
 });
 
 test("dedupe: duplicated and replayed events are ignored; the text is exact", () => {
@@ -280,7 +354,7 @@ test("resume on WebSocket: reconnects after a drop and subscribes after the last
   const client = new ChatClient({ WebSocket: FakeWebSocket, wsUrl: "ws://test/ws/stream", onStatus: (s) => statuses.push(s), ...clock });
   const connected = client.connect();
   const first = FakeWebSocket.all[0];
-  assert.equal(first.url, "ws://test/ws/stream");
+  assert.equal(first.url, "ws://test/ws/stream?wire=native");
   first.open();
   assert.equal(await connected, "websocket");
   const seen = recorder();
@@ -780,4 +854,65 @@ test("a WebSocket that closes before answering a start: the same message goes ov
   await assert.rejects(refused, /Slow down/);
   assert.deepEqual(posts, []);
   strict.close();
+});
+
+test("request(): POST by default; PATCH with a body; DELETE and GET without one; a 204 is null", async () => {
+  const calls = [];
+  const answers = [
+    json({ id: "t1", title: "New" }, 201),
+    json({ id: "t1", title: "Renamed" }),
+    { ok: true, status: 204, json: async () => { throw new SyntaxError("Unexpected end of JSON input"); } },
+    json({ id: "t1", title: "Renamed" }),
+    json({ error: "No such conversation." }, 404),
+    { ok: false, status: 500, json: async () => { throw new SyntaxError("not JSON"); } },
+  ];
+  const fetch = async (url, init) => (calls.push({ url, ...init }), answers.shift());
+  const client = new ChatClient({ fetch, csrfToken: "tok", baseUrl: "/base", ...fakeClock() });
+
+  assert.deepEqual(await client.request("/api/threads", {}), { id: "t1", title: "New" });
+  assert.deepEqual(await client.request("/api/threads/t1", { title: "Renamed" }, { method: "PATCH" }), { id: "t1", title: "Renamed" });
+  assert.equal(await client.request("/api/threads/t1", undefined, { method: "DELETE" }), null);
+  assert.deepEqual(await client.request("/api/threads/t1", undefined, { method: "GET" }), { id: "t1", title: "Renamed" });
+  await assert.rejects(client.request("/api/threads/t2", { title: "x" }, { method: "PATCH" }), {
+    status: 404, message: "No such conversation.", data: { error: "No such conversation." },
+  });
+  await assert.rejects(client.request("/api/threads/t2", undefined, { method: "DELETE" }), { status: 500, message: "HTTP 500" });
+
+  assert.deepEqual(calls.map((c) => [c.method, c.url, c.body]), [
+    ["POST", "/base/api/threads", "{}"],
+    ["PATCH", "/base/api/threads/t1", '{"title":"Renamed"}'],
+    ["DELETE", "/base/api/threads/t1", undefined],
+    ["GET", "/base/api/threads/t1", undefined],
+    ["PATCH", "/base/api/threads/t2", '{"title":"x"}'],
+    ["DELETE", "/base/api/threads/t2", undefined],
+  ]);
+  for (const call of calls) {
+    assert.equal(call.credentials, "same-origin");
+    assert.equal(call.headers["X-CSRFToken"], "tok");
+    assert.equal(call.headers.Accept, "application/json");
+    assert.equal(call.headers["Content-Type"], call.body === undefined ? undefined : "application/json", call.method);
+    assert.equal("body" in call, call.body !== undefined, `${call.method}: no body key without a body`);
+  }
+});
+
+test("request(): a 503 is retried for PATCH and DELETE too; a network failure of one is not", async () => {
+  const clock = fakeClock();
+  const methods = [];
+  let unavailable = 2;
+  const fetch = async (url, init) => {
+    methods.push(init.method);
+    if (unavailable-- > 0) return restarting();
+    return init.method === "DELETE" ? { ok: true, status: 204, json: async () => ({}) } : json({ id: "t1", title: "T" });
+  };
+  const client = new ChatClient({ fetch, random: () => 0, ...clock });
+  const deleting = client.request("/api/threads/t1", undefined, { method: "DELETE" });
+  await flush();
+  await clock.tick();
+  await clock.tick();
+  assert.equal(await deleting, null);
+  assert.deepEqual(methods, ["DELETE", "DELETE", "DELETE"]);
+  assert.deepEqual(clock.delays, [1000, 1000], "after Retry-After");
+
+  const offline = new ChatClient({ fetch: async () => { throw new TypeError("Failed to fetch"); }, ...fakeClock() });
+  await assert.rejects(offline.request("/api/threads/t1", { title: "T" }, { method: "PATCH" }), TypeError);
 });
