@@ -8,7 +8,8 @@ exactly one terminal event (`completed`, `stopped`, `failed` or `interrupted`), 
 database (`Message`), in the REST API and in the page.
 """
 
-from typing import Literal, NotRequired, TypedDict, TypeGuard
+import json
+from typing import Any, Literal, NotRequired, TypedDict, TypeGuard
 
 TerminalType = Literal["completed", "stopped", "failed", "interrupted"]
 FailureType = Literal["failed", "interrupted"]
@@ -66,6 +67,32 @@ class Terminal(TypedDict):
 
 
 Event = Started | Delta | MetricsEvent | Terminal
+
+
+class Logged(dict[str, Any]):
+    """An event as a log holds it: the event, plus the JSON it was logged as (`raw`), so
+    that a wire sending the event unchanged sends those bytes instead of encoding it again.
+    Events are never modified once made."""
+
+    __slots__ = ("raw",)
+    raw: bytes
+
+
+def encode_event(payload: Any) -> bytes:
+    """An event (or any JSON payload) as compact UTF-8 JSON: the one encoder of the
+    project's events, for the log and for every wire. A logged event goes out as its own
+    bytes: encoded once, by its producer, for every subscriber on every worker."""
+    raw = getattr(payload, "raw", None)
+    if raw is not None:
+        return raw  # type: ignore[no-any-return]
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode_event(raw: bytes) -> Event:
+    """An event from its logged JSON, keeping the bytes."""
+    event = Logged(json.loads(raw))
+    event.raw = raw
+    return event  # type: ignore[return-value]
 
 
 def is_terminal(event: Event) -> TypeGuard[Terminal]:

@@ -38,6 +38,7 @@ class RunManager:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.chores: asyncio.Task[None] | None = None
         self.beats: asyncio.Task[None] | None = None
+        self.saver: asyncio.Task[None] | None = None
         self.log: EventLog | None = None
         self.registry: RunRegistry | None = None
         self.suspects: dict[str, float] = {}  # orphaned-looking run -> when first seen so
@@ -51,6 +52,30 @@ class RunManager:
         await self.registry.heartbeat(self.worker_id, settings.STREAM_WORKER_TTL)
         self.beats = detached_task(self._heartbeats(), name="run-manager-heartbeats")
         self.chores = detached_task(self._chores(), name="run-manager-chores")
+        self.saver = detached_task(self._checkpoints(), name="run-manager-checkpoints")
+
+    async def _checkpoints(self) -> None:
+        """Save the text so far of every run of this worker that grew, in one UPDATE every
+        `STREAM_CHECKPOINT_SECONDS` (the log holds the text already; this is what a reader
+        of the database, or the admin, sees of a reply still streaming)."""
+        while True:
+            await asyncio.sleep(max(settings.STREAM_CHECKPOINT_SECONDS, 0.005))
+            contents = {
+                run_id: text for run_id, producer in self.producers.items()
+                if (text := producer.checkpoint()) is not None
+            }
+            if not contents:
+                continue
+            try:
+                await sync_to_async(services.replies_checkpoint)(contents=contents)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("checkpoints failed; retrying")
+                continue
+            for run_id in contents:
+                if (producer := self.producers.get(run_id)) is not None:
+                    producer.checkpointed()
 
     async def _heartbeats(self) -> None:
         """Say this worker is alive, on a task of its own so that busy chores never delay it."""
@@ -148,7 +173,7 @@ class RunManager:
         for task in list(self.tasks.values()):
             with contextlib.suppress(BaseException):
                 await task
-        for chore in (self.chores, self.beats):
+        for chore in (self.chores, self.beats, self.saver):
             if chore is not None:
                 chore.cancel()
                 with contextlib.suppress(BaseException):

@@ -1,8 +1,8 @@
 """The producer of one run: model deltas -> coalescer -> numbered events -> the event log.
 
-It appends through one writer task (so Redis sees one pipelined append per batch, not
-per token), checkpoints the text to the database at a bounded rate, and ends the run with
-exactly one terminal event, after the database has the final text and metrics.
+It appends through one writer task (the log group-commits the appends of all runs), hands
+its text to the run manager's batched checkpoints, and ends the run with exactly one
+terminal event, after the database has the final text and metrics.
 """
 
 import asyncio
@@ -77,7 +77,6 @@ class Producer:
         self.stopping = False
         self.write_error: BaseException | None = None
         self.ended = False  # the terminal event is queued: nothing may follow it
-        self.last_checkpoint = time.monotonic()
         self.checkpointed_tokens = 0
 
     def _push(self, event: Event) -> None:
@@ -192,7 +191,6 @@ class Producer:
                 continue
             if final:
                 return
-            await self._checkpoint()
 
     async def _append(self, batch: list[Event], *, final: bool) -> None:
         deadline = time.monotonic() + WRITE_RETRY_SECONDS
@@ -208,19 +206,16 @@ class Producer:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    async def _checkpoint(self) -> None:
-        """Save the text so far, and publish metrics, at most once per interval."""
-        now = time.monotonic()
-        if now - self.last_checkpoint < settings.STREAM_CHECKPOINT_SECONDS:
-            return
-        self.last_checkpoint = now
-        if self.progress.tokens != self.checkpointed_tokens:
-            self.checkpointed_tokens = self.progress.tokens
-            try:
-                await sync_to_async(services.reply_checkpoint)(
-                    message_id=self.run_id, content="".join(self.progress.parts)
-                )
-            except Exception:
-                logger.exception("run %s: checkpoint failed", self.run_id)
-            if not self.ended:  # the run may have ended while the checkpoint was saved
-                self._push(events.metrics(self.run_id, self._next_seq(), values=self.progress.metrics()))
+    def checkpoint(self) -> str | None:
+        """The text so far, if it grew since the last checkpoint (the run manager saves
+        the checkpoints of all its runs together, `STREAM_CHECKPOINT_SECONDS` apart)."""
+        if self.ended or self.progress.tokens == self.checkpointed_tokens:
+            return None
+        self.checkpointed_tokens = self.progress.tokens
+        return "".join(self.progress.parts)
+
+    def checkpointed(self) -> None:
+        """The checkpoint is saved: tell followers the metrics so far (after the save, so
+        a client that reloads on a metrics event finds at least that much text stored)."""
+        if not self.ended:  # the run may have ended while the checkpoint was saved
+            self._push(events.metrics(self.run_id, self._next_seq(), values=self.progress.metrics()))

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, TextField, Value, When
 from django.utils import timezone
 
 from .events import Metrics
@@ -86,10 +87,14 @@ def reply_start(
     return user_message, assistant
 
 
-def reply_checkpoint(*, message_id: object, content: str) -> None:
-    """Save the text so far of a reply that is still streaming."""
-    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-        content=content, updated_at=timezone.now()
+def replies_checkpoint(*, contents: dict[str, str]) -> None:
+    """Save the text so far of replies still streaming, all in one UPDATE."""
+    if not contents:
+        return
+    whens = [When(pk=pk, then=Value(content)) for pk, content in contents.items()]
+    text = Case(*whens, output_field=TextField())
+    Message.objects.filter(pk__in=list(contents), status=Message.Status.STREAMING).update(
+        content=text, updated_at=timezone.now()
     )
 
 

@@ -2,8 +2,11 @@
 connection per process fans new events out to that process's listeners, and a hash of
 live runs plus expiring keys hold the registry, heartbeats, stops and reaping claims.
 
-Appending is one pipelined round trip: XADD per event (the stream id is `<seq>-0`, so an
-event can never be written twice), PUBLISH of the batch, and EXPIRE. Pub/sub is
+Appending is group-committed: the appends of all the process's runs made while one round
+trip is in flight go together in the next, one script call that does, per run, XADD per
+event (the stream id is `<seq>-0`, so an event can never be written twice), PUBLISH of
+what it added, and EXPIRE. Each event is encoded once, and its JSON is what subscribers
+receive and what the native wire sends on (`events.Logged`). Pub/sub is
 at-most-once: a listener that misses a message sees a gap in sequence numbers (or a quiet
 spell) and reads the missing events back from the stream. (bench/xread_log.py keeps the
 per-listener `XREAD BLOCK` alternative that docs/benchmarks.md compares this with.)
@@ -14,6 +17,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -21,10 +25,10 @@ from django.conf import settings
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..events import Event
+from ..events import Event, decode_event, encode_event
 from .base import Inbox, LogUnavailable, listening
 
 logger = logging.getLogger(__name__)
@@ -43,7 +47,49 @@ RECONNECT_RETRIES = 2
 
 def _events(rows: Any) -> list[Event]:
     """The events of XRANGE / XREVRANGE rows (`[(id, {b"e": json})]`)."""
-    return [json.loads(fields[b"e"]) for _, fields in rows or ()]
+    return [decode_event(fields[b"e"]) for _, fields in rows or ()]
+
+
+@dataclass
+class _Append:
+    run_id: str
+    events: list[Event]
+    final: bool
+    future: "asyncio.Future[None]"
+
+
+# KEYS: the runs' log keys. ARGV: maxlen, the live TTL, the retention, whether to publish;
+# then per key: its channel, whether the append is final, the number of events, and per
+# event its stream id and JSON. An id at or below the stream's top is a retry of an event
+# logged already: skipped, and not published again. The events added are published as
+# one message, their JSON joined by newlines (JSON text never contains a raw newline).
+APPEND_SCRIPT = r"""
+local maxlen, live_ttl, retention = ARGV[1], ARGV[2], ARGV[3]
+local publish = ARGV[4] == '1'
+local a = 5
+for i, key in ipairs(KEYS) do
+  local channel, final, n = ARGV[a], ARGV[a + 1] == '1', tonumber(ARGV[a + 2])
+  a = a + 3
+  local added = {}
+  for _ = 1, n do
+    local id, data = ARGV[a], ARGV[a + 1]
+    a = a + 2
+    local result = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, id, 'e', data)
+    if type(result) == 'table' and result.err then
+      if not string.find(result.err, 'equal or smaller', 1, true) then
+        return redis.error_reply(result.err)
+      end
+    else
+      added[#added + 1] = data
+    end
+  end
+  redis.call('EXPIRE', key, final and retention or live_ttl)
+  if publish and #added > 0 then
+    redis.call('PUBLISH', channel, table.concat(added, '\n'))
+  end
+end
+return 1
+"""
 
 
 def _text(value: bytes | str) -> str:
@@ -81,45 +127,53 @@ class RedisEventLog:
         self.on_stop: Callable[[str], None] | None = None
         self.reader: asyncio.Task[None] | None = None
         self.subscribe_lock = asyncio.Lock()
+        self.pending: list[_Append] = []
+        self.flusher: asyncio.Task[None] | None = None
+        self.append_script = self.redis.register_script(APPEND_SCRIPT)
 
     # The log.
 
     async def append(self, run_id: str, events: list[Event], *, final: bool = False) -> None:
+        """Queue the append for this process's next round trip to Redis, and wait for it."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append(_Append(run_id, events, final, future))
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush_loop(), name="redis-event-appends")
         try:
-            await self._append(run_id, events, final=final)
+            await future
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise LogUnavailable(str(exc)) from exc
 
-    async def _append(self, run_id: str, events: list[Event], *, final: bool) -> None:
-        """One pipelined round trip: XADD each event (its id is `<seq>-0`, so a retried
-        append adds nothing), PUBLISH the batch, EXPIRE. A final append publishes, in a
-        second round trip, only the events it did log: when two workers both end a run
-        (a slow producer and the reaper that took it for dead), subscribers hear only
-        the terminal event the log holds."""
-        key = _key("log", run_id)
-        channel = _key("run", run_id)
-        pipe = self.redis.pipeline(transaction=False)
-        for event in events:
-            pipe.xadd(
-                key, {"e": json.dumps(event, ensure_ascii=False)}, id=f"{event['seq']}-0",
-                maxlen=self.max_events, approximate=True,
-            )
-        publish_now = self.publishes and not final
-        if publish_now:
-            pipe.publish(channel, json.dumps(events, ensure_ascii=False))
-        pipe.expire(key, self.retention if final else LIVE_TTL)
-        results = await pipe.execute(raise_on_error=False)
-        added = []
-        for index, result in enumerate(results):
-            # An id at or below the stream's top means that seq is logged already (a retry).
-            if isinstance(result, ResponseError) and "equal or smaller" in str(result):
-                continue
-            if isinstance(result, Exception):
-                raise result
-            if index < len(events):
-                added.append(events[index])
-        if self.publishes and final and added:
-            await self.redis.publish(channel, json.dumps(added, ensure_ascii=False))
+    async def _flush_loop(self) -> None:
+        """Group commit: every append queued while the previous round trip was in flight
+        goes in the next one, as one script call for all runs."""
+        while self.pending:
+            await asyncio.sleep(0)  # let appends made in this turn of the loop join
+            batch, self.pending = self.pending, []
+            try:
+                await self._append_all(batch)
+            except Exception as exc:
+                for append in batch:
+                    if not append.future.done():
+                        append.future.set_exception(exc)
+            else:
+                for append in batch:
+                    if not append.future.done():
+                        append.future.set_result(None)
+
+    async def _append_all(self, batch: "list[_Append]") -> None:
+        """One script call (`APPEND_SCRIPT`): XADD each event (its id is `<seq>-0`, so a
+        retried append adds nothing), PUBLISH what was added, EXPIRE; for every run."""
+        keys: list[str] = []
+        args: list[str | bytes | int] = [
+            self.max_events, LIVE_TTL, self.retention, 1 if self.publishes else 0
+        ]
+        for append in batch:
+            keys.append(_key("log", append.run_id))
+            args += [_key("run", append.run_id), 1 if append.final else 0, len(append.events)]
+            for event in append.events:
+                args += [f"{event['seq']}-0", encode_event(event)]
+        await self.append_script(keys=keys, args=args)
 
     async def read(self, run_id: str, after_seq: int) -> list[Event]:
         rows = await self.redis.xrange(_key("log", run_id), min=f"{after_seq + 1}-0")
@@ -222,9 +276,11 @@ class RedisEventLog:
             if self.on_stop is not None:
                 self.on_stop(message["data"].decode())
         else:
-            batch = json.loads(message["data"])
-            for inbox in self.listeners.get(channel[prefix:], ()):
-                inbox.deliver(batch)
+            inboxes = self.listeners.get(channel[prefix:])
+            if inboxes:
+                batch = [decode_event(raw) for raw in message["data"].split(b"\n")]
+                for inbox in inboxes:
+                    inbox.deliver(batch)
 
     # The registry of live runs, heartbeats and stops.
 

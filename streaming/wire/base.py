@@ -6,11 +6,10 @@ frame the payloads (an SSE event, a WebSocket message, a poll answer); `encode` 
 only JSON encoder on the way out.
 """
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..events import Event
+from ..events import Event, encode_event
 
 Payload = dict[str, Any]
 
@@ -39,12 +38,12 @@ class Shape:
         return {"type": "error", "error": message}
 
 
-def encode_text(payload: Any) -> str:
-    """A payload as compact JSON text (a WebSocket text message): the only encoder of
-    outgoing events."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-
-
 def encode(payload: Any) -> bytes:
-    """A payload as compact UTF-8 JSON (an SSE event's data)."""
-    return encode_text(payload).encode()
+    """A payload as compact UTF-8 JSON (an SSE event's data). An event sent unchanged (the
+    native wire) goes out as the bytes it was logged as."""
+    return encode_event(payload)
+
+
+def encode_text(payload: Any) -> str:
+    """A payload as JSON text (a WebSocket text message)."""
+    return encode_event(payload).decode()
