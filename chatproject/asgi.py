@@ -13,6 +13,11 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from streaming.drain import DrainGate  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
+from streaming.warmup import open_connections_on_start, warm_up  # noqa: E402
+
+# The first reply of this worker streams like the rest (streaming/warmup.py).
+warm_up()
+open_connections_on_start()
 
 # DrainGate: graceful restart on SIGTERM (streaming/drain.py).
 application = DrainGate(

@@ -1,0 +1,24 @@
+"""Warm-up: the canned reply goes through the real model classes and the Agents SDK
+in-process, for both provider APIs, and never reaches the network."""
+
+import asyncio
+
+import pytest
+
+from streaming import warmup
+
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+def test_the_canned_reply_runs_through_the_configured_model_class(settings, api, standin) -> None:
+    settings.AGENT_API = api
+    assert asyncio.run(warmup._run_once()) == "Warm up"
+    assert standin.requests == []  # the configured provider was not called
+
+
+def test_a_failed_warm_up_is_logged_and_the_worker_starts_anyway(monkeypatch, caplog) -> None:
+    async def broken() -> str:
+        raise RuntimeError("no luck")
+
+    monkeypatch.setattr(warmup, "_run_once", broken)
+    warmup.warm_up()  # does not raise
+    assert "agent warm-up failed" in caplog.text and "no luck" in caplog.text
