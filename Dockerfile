@@ -20,7 +20,7 @@ RUN pip install .
 
 COPY . .
 COPY --from=assets /app/node_modules ./node_modules
-# Static files collected at build time (hashed names, compressed copies for whitenoise).
+# Static files collected at build time (hashed names, compressed copies for ServeStatic).
 RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_DEBUG=false \
     python manage.py collectstatic --noinput --verbosity 0
 

@@ -740,13 +740,12 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     try:
         limit, used = connection_headroom(args.pg_admin_url)
-        streams = args.runs * args.subscribers
-        # Each open SSE stream holds a database connection for its whole life.
-        if streams + 10 > limit - used:
+        # Each worker holds at most its pool (DATABASE_POOL_SIZE, 10 by default).
+        needed = 2 * 10 + 5
+        if needed > limit - used:
             print(
-                f"warning: {streams} concurrent SSE streams need about {streams + 10} "
-                f"PostgreSQL connections; the server allows {limit} and {used} are in use, "
-                "so some requests are expected to fail with 'too many clients'",
+                f"warning: two workers need about {needed} PostgreSQL connections; the "
+                f"server allows {limit} and {used} are in use",
                 file=sys.stderr,
             )
         template = prepare_template(args, base_env)

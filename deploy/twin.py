@@ -197,7 +197,7 @@ class Stack:
             if self.migrate:
                 self._manage("migrate", "--noinput")
             if self.env.get("DJANGO_DEBUG", "").lower() in ("0", "false", "no", "off"):
-                self._manage("collectstatic", "--noinput")  # hashed names for whitenoise
+                self._manage("collectstatic", "--noinput")  # hashed names for ServeStatic
             for worker in self.workers:
                 self._spawn(worker)
             for worker in self.workers:

@@ -420,3 +420,24 @@ async def test_the_backend_is_chosen_by_a_dotted_path(settings, redis_url) -> No
     finally:
         await log.redis.delete(_key("log", run_id))
         await close_event_logs()
+
+
+async def test_a_run_produced_here_is_heard_from_its_appends_without_a_subscription(redis_url) -> None:
+    logs = Logs("redis", redis_url)
+    log = logs.make()
+    run = logs.name()
+    logged = run_events(run, [TEXT, "more"])
+    try:
+        await log.append(run, logged[:1])  # this process produces the run
+        async with log.listen(run) as inbox:
+            assert _key("run", run) not in log.subscriptions  # no channel for it
+            await log.append(run, logged[1:3])
+            await log.append(run, logged[1:3])  # a retry: nothing new to hear
+            await log.append(run, logged[3:], final=True)
+            heard = await drain(inbox, wait=0.3)
+        assert heard == [logged[1:3], logged[3:]]
+        # Each event heard carries the bytes the log holds: sent on without encoding again.
+        rows = await log.redis.xrange(_key("log", run))
+        assert [e.raw for batch in heard for e in batch] == [f[b"e"] for _, f in rows[1:]]
+    finally:
+        await logs.close()

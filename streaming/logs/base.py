@@ -32,6 +32,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.local = False  # fed by this process's own appends, not by a channel
         self.queue: asyncio.Queue[list[Event]] = asyncio.Queue(INBOX_LIMIT)
 
     def deliver(self, batch: list[Event]) -> None:

@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -28,7 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..events import Event, decode_event, encode_event
+from ..events import Event, Logged, decode_event, encode_event
 from .base import Inbox, LogUnavailable, listening
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class _Append:
     events: list[Event]
     final: bool
     future: "asyncio.Future[None]"
+    logged: list[Event] = field(default_factory=list)  # the events with their JSON
 
 
 # KEYS: the runs' log keys. ARGV: maxlen, the live TTL, the retention, whether to publish;
@@ -63,15 +64,17 @@ class _Append:
 # event its stream id and JSON. An id at or below the stream's top is a retry of an event
 # logged already: skipped, and not published again. The events added are published as
 # one message, their JSON joined by newlines (JSON text never contains a raw newline).
+# Returns, per key, a flag per event: 1 if it was added.
 APPEND_SCRIPT = r"""
 local maxlen, live_ttl, retention = ARGV[1], ARGV[2], ARGV[3]
 local publish = ARGV[4] == '1'
 local a = 5
+local results = {}
 for i, key in ipairs(KEYS) do
   local channel, final, n = ARGV[a], ARGV[a + 1] == '1', tonumber(ARGV[a + 2])
   a = a + 3
-  local added = {}
-  for _ = 1, n do
+  local added, flags = {}, {}
+  for j = 1, n do
     local id, data = ARGV[a], ARGV[a + 1]
     a = a + 2
     local result = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, id, 'e', data)
@@ -79,16 +82,19 @@ for i, key in ipairs(KEYS) do
       if not string.find(result.err, 'equal or smaller', 1, true) then
         return redis.error_reply(result.err)
       end
+      flags[j] = 0
     else
       added[#added + 1] = data
+      flags[j] = 1
     end
   end
+  results[i] = flags
   redis.call('EXPIRE', key, final and retention or live_ttl)
   if publish and #added > 0 then
     redis.call('PUBLISH', channel, table.concat(added, '\n'))
   end
 end
-return 1
+return results
 """
 
 
@@ -128,6 +134,7 @@ class RedisEventLog:
         self.reader: asyncio.Task[None] | None = None
         self.subscribe_lock = asyncio.Lock()
         self.pending: list[_Append] = []
+        self.produced: set[str] = set()  # runs this process is generating
         self.flusher: asyncio.Task[None] | None = None
         self.append_script = self.redis.register_script(APPEND_SCRIPT)
 
@@ -136,6 +143,10 @@ class RedisEventLog:
     async def append(self, run_id: str, events: list[Event], *, final: bool = False) -> None:
         """Queue the append for this process's next round trip to Redis, and wait for it."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if final:
+            self.produced.discard(run_id)
+        else:
+            self.produced.add(run_id)
         self.pending.append(_Append(run_id, events, final, future))
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.create_task(self._flush_loop(), name="redis-event-appends")
@@ -158,8 +169,18 @@ class RedisEventLog:
                         append.future.set_exception(exc)
             else:
                 for append in batch:
+                    self._deliver_locally(append)
                     if not append.future.done():
                         append.future.set_result(None)
+
+    def _deliver_locally(self, append: "_Append") -> None:
+        """This process's listeners of a run it produces hear its events from the append
+        itself, once logged (they do not subscribe to the run's channel: `listen`)."""
+        if not append.logged:
+            return
+        for inbox in self.listeners.get(append.run_id, ()):
+            if inbox.local:
+                inbox.deliver(append.logged)
 
     async def _append_all(self, batch: "list[_Append]") -> None:
         """One script call (`APPEND_SCRIPT`): XADD each event (its id is `<seq>-0`, so a
@@ -172,8 +193,14 @@ class RedisEventLog:
             keys.append(_key("log", append.run_id))
             args += [_key("run", append.run_id), 1 if append.final else 0, len(append.events)]
             for event in append.events:
-                args += [f"{event['seq']}-0", encode_event(event)]
-        await self.append_script(keys=keys, args=args)
+                raw = encode_event(event)
+                args += [f"{event['seq']}-0", raw]
+                logged = Logged(event)
+                logged.raw = raw
+                append.logged.append(logged)  # type: ignore[arg-type]
+        added = await self.append_script(keys=keys, args=args)
+        for append, flags in zip(batch, added, strict=True):
+            append.logged = [e for e, flag in zip(append.logged, flags, strict=True) if flag]
 
     async def read(self, run_id: str, after_seq: int) -> list[Event]:
         rows = await self.redis.xrange(_key("log", run_id), min=f"{after_seq + 1}-0")
@@ -191,8 +218,14 @@ class RedisEventLog:
 
     @contextlib.asynccontextmanager
     async def listen(self, run_id: str) -> AsyncIterator[Inbox]:
+        """A run produced in this process is heard from its appends directly; any other
+        through its pub/sub channel."""
         channel = _key("run", run_id)
         async with listening(self.listeners, run_id) as inbox:
+            if run_id in self.produced:
+                inbox.local = True
+                yield inbox
+                return
             await self._subscribe(channel)
             try:
                 yield inbox
