@@ -119,7 +119,8 @@ class Producer:
         writer = asyncio.create_task(self._write_loop(), name=f"run-writer-{self.run_id}")
         flush_ms = settings.STREAM_FLUSH_MS if self.options.flush_ms is None else self.options.flush_ms
         coalescer = Coalescer(
-            self._emit_delta, buffer_size=self.options.buffer_size, flush_ms=flush_ms
+            self._emit_delta, buffer_size=self.options.buffer_size, flush_ms=flush_ms,
+            first_at_once=self.options.buffer_size is None,  # a count asked for is kept
         )
         status: TerminalType = "completed"
         error = ""

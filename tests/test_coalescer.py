@@ -143,3 +143,15 @@ def test_emitted_text_and_counts_always_add_up_to_the_deltas(
     # Exactly: consecutive groups of `buffer_size` deltas, the last one possibly shorter.
     groups = [deltas[i : i + buffer_size] for i in range(0, len(deltas), buffer_size)]
     assert emitted == [("".join(group), len(group)) for group in groups]
+
+
+async def test_first_at_once_sends_the_first_delta_alone_and_windows_the_rest() -> None:
+    out = Recorder()
+    coalescer = Coalescer(out, flush_ms=WINDOW_MS, first_at_once=True)
+    coalescer.add("Hel")
+    assert out.emitted == [("Hel", 1)]  # no wait for the first token
+    coalescer.add("lo")
+    coalescer.add(" world")
+    assert out.emitted == [("Hel", 1)]
+    await asyncio.sleep(PAST_WINDOW)
+    assert out.emitted == [("Hel", 1), ("lo world", 2)]
