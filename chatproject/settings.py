@@ -1,7 +1,7 @@
 """Settings, driven by environment variables with defaults that need no services.
 
-Unset `DATABASE_URL` means a SQLite file; unset `REDIS_URL` means one process with an
-in-memory channel layer and in-memory streaming; unset `OPENAI_API_KEY` means the built-in
+Unset `DATABASE_URL` means a SQLite file; unset `REDIS_URL` means one process with
+in-memory streaming; unset `OPENAI_API_KEY` means the built-in
 offline model. See `.env.example` and the README for the full table.
 """
 
@@ -10,9 +10,6 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -87,24 +84,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "streaming.User"
 
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # After a Redis restart, a command on a connection Redis closed reconnects
-            # and is sent again rather than failing (notifications only: safe to repeat).
-            "CONFIG": {
-                "hosts": [{
-                    "address": REDIS_URL,
-                    "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-                    "retry_on_error": [RedisConnectionError],
-                }],
-                "prefix": "chat:layer",
-            },
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # The cache holds rate-limit counters and issued ChatKit sessions: shared through Redis
 # across workers when there is one.
 CACHES = {

@@ -8,6 +8,7 @@ start in it. Bad input gets an error event; the connection stays open. Following
 sending is `transports.websocket.Followers`.
 """
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -16,11 +17,10 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import drain, errors, runs, selectors
+from . import drain, errors, notify, runs, selectors
 from .guests import guest_user_create
 from .inputs import BadRequest, client_id_field, json_object, message_text, run_options, seq_field
 from .models import User
-from .notify import RunAnnounced, thread_group
 from .transports.websocket import DEFAULT_WIRE, Followers
 from .wire import WIRES
 
@@ -30,6 +30,10 @@ COMMANDS = ("start", "subscribe", "stop", "pause", "resume", "watch")
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
+    # No channel layer: an idle connection then holds no channel and no receiving task
+    # (thread notices come through `notify`, for the threads it watches).
+    channel_layer_alias = None
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
@@ -40,6 +44,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.user: User | None = None
         self.restarting = False
         self.watched: set[str] = set()
+        self.announcements: set[asyncio.Task[None]] = set()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         wire = query.get("wire", [DEFAULT_WIRE])[-1]
         self.followers = Followers(self._send_text, wire=wire if wire in WIRES else DEFAULT_WIRE)
@@ -71,7 +76,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.followers.close()
         for thread_id in self.watched:
             with contextlib.suppress(Exception):
-                await self.channel_layer.group_discard(thread_group(thread_id), self.channel_name)
+                await notify.unwatch(thread_id, self._announced)
+        for task in self.announcements:
+            task.cancel()
         if not self.restarting:  # a restarting client resumes on another worker: it has not left
             await self.followers.leave()
 
@@ -155,13 +162,18 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _watch(self, thread_id: str) -> None:
         if thread_id not in self.watched:
             self.watched.add(thread_id)
-            await self.channel_layer.group_add(thread_group(thread_id), self.channel_name)
+            await notify.watch(thread_id, self._announced)
 
-    async def thread_run(self, message: RunAnnounced) -> None:
+    def _announced(self, notice: dict[str, Any]) -> None:
+        task = asyncio.create_task(self.thread_run(notice))
+        self.announcements.add(task)
+        task.add_done_callback(self.announcements.discard)
+
+    async def thread_run(self, notice: dict[str, Any]) -> None:
         """A run started in a watched thread (maybe by another tab): follow it."""
-        run_id = message["run_id"]
-        if not self.followers.knows(run_id):
+        run_id = notice["run_id"]
+        if not self.followers.knows(run_id) and not self.followers.closed:
             await self.followers.control(
-                "run", run_id=run_id, thread_id=message["thread_id"], message=message["message"]
+                "run", run_id=run_id, thread_id=notice["thread_id"], message=notice["message"]
             )
             self.followers.follow(run_id, 0)

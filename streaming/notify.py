@@ -1,40 +1,45 @@
-"""Thread notifications over the channel layer: when a run starts in a thread, every
-connection watching that thread (other tabs, other devices) hears of it.
+"""Thread notices: when a run starts in a thread, every connection watching that thread
+(other tabs, other devices, on any worker) hears of it, and follows the run.
 
-The contract is defined here once: the group of a thread, and the message sent to it,
-whose `type` names the consumer method that handles it (`thread.run` -> `thread_run`).
+The contract is defined here once: the notice (`RunAnnounced`), how it is sent
+(`announce_run`) and how a connection watches a thread (`watch` / `unwatch`). Notices
+travel on the run registry's pub/sub (streaming/logs/): at most once, which is enough for
+a notice: the run itself is in the log, and a tab that missed one finds the run when it
+next loads the thread.
 """
 
 import logging
-from typing import Literal, TypedDict
+from collections.abc import Callable
+from typing import Any, Literal, TypedDict
 
-from channels.layers import get_channel_layer
+from .logs import run_registry
 
 logger = logging.getLogger(__name__)
 
 
 class RunAnnounced(TypedDict):
-    type: Literal["thread.run"]
+    type: Literal["run"]
     run_id: str
     thread_id: str
     message: str  # the user's message that started the run
 
 
-def thread_group(thread_id: str) -> str:
-    return f"thread.{thread_id}"
+Watcher = Callable[[dict[str, Any]], None]
 
 
 async def announce_run(*, run_id: str, thread_id: str, text: str) -> None:
-    """Tell connections watching the thread about the run and the message that started it
-    (best effort: the channel layer is at-most-once, and a miss only delays the other tab
-    until it reloads)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message: RunAnnounced = {
-        "type": "thread.run", "run_id": run_id, "thread_id": thread_id, "message": text,
-    }
+    """Tell the thread's watchers about the run and the message that started it."""
+    notice: RunAnnounced = {"type": "run", "run_id": run_id, "thread_id": thread_id, "message": text}
     try:
-        await layer.group_send(thread_group(thread_id), dict(message))
+        await run_registry().announce(thread_id, dict(notice))
     except Exception:
         logger.warning("could not announce run %s to thread %s", run_id, thread_id, exc_info=True)
+
+
+async def watch(thread_id: str, watcher: Watcher) -> None:
+    """Call `watcher(notice)` on this process's event loop for each notice about the thread."""
+    await run_registry().watch_thread(thread_id, watcher)
+
+
+async def unwatch(thread_id: str, watcher: Watcher) -> None:
+    await run_registry().unwatch_thread(thread_id, watcher)

@@ -441,3 +441,29 @@ async def test_a_run_produced_here_is_heard_from_its_appends_without_a_subscript
         assert [e.raw for batch in heard for e in batch] == [f[b"e"] for _, f in rows[1:]]
     finally:
         await logs.close()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_thread_notices_reach_the_watchers_of_that_thread_only(backend, redis_url) -> None:
+    writer_logs, reader_logs = Logs(backend, redis_url), Logs(backend, redis_url)
+    writer = writer_logs.make()
+    reader = writer if backend == "memory" else reader_logs.make()  # another worker's
+    thread, other = new_id(), new_id()
+    heard: list[dict] = []
+    elsewhere: list[dict] = []
+    try:
+        await reader.watch_thread(thread, heard.append)
+        await reader.watch_thread(other, elsewhere.append)
+        await writer.announce(thread, {"type": "run", "run_id": "r1"})
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.01)
+        assert heard == [{"type": "run", "run_id": "r1"}] and elsewhere == []
+        await reader.unwatch_thread(thread, heard.append)
+        await writer.announce(thread, {"type": "run", "run_id": "r2"})
+        await asyncio.sleep(0.2)
+        assert heard == [{"type": "run", "run_id": "r1"}]
+    finally:
+        await writer_logs.close()
+        await reader_logs.close()

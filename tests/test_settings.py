@@ -29,7 +29,8 @@ from streaming.agent_runtime import build_model, model_name
 async def model_class():
     return type(build_model()).__name__
 print(s.DATABASES["default"]["ENGINE"])
-print(s.CHANNEL_LAYERS["default"]["BACKEND"])
+from streaming.logs import backend_path
+print(backend_path())
 print(model_name(), asyncio.run(model_class()))
 """
 
@@ -38,7 +39,7 @@ def test_defaults_need_no_services() -> None:
     result = manage("shell", "--no-imports", "-c", PROBE, env=bare_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "django.db.backends.sqlite3", "channels.layers.InMemoryChannelLayer", "offline", "OfflineModel",
+        "django.db.backends.sqlite3", "streaming.logs.memory.MemoryEventLog", "offline", "OfflineModel",
     ]
 
 
@@ -53,7 +54,7 @@ def test_services_and_model_are_chosen_from_the_environment() -> None:
     result = manage("shell", "--no-imports", "-c", PROBE, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "django.db.backends.postgresql", "channels_redis.core.RedisChannelLayer", "llama3",
+        "django.db.backends.postgresql", "streaming.logs.redis.RedisEventLog", "llama3",
         "OpenAIChatCompletionsModel",
     ]
 

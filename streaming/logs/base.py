@@ -3,7 +3,8 @@
 - `EventLog`: an append-only, replayable log per run, and live delivery of new events to
   listeners in this process (what `subscribe` and the producer use);
 - `RunRegistry`: the live runs and the cluster's chores (who runs what, stop requests,
-  worker heartbeats, orphans, reaping claims), what the run manager uses.
+  worker heartbeats, orphans, reaping claims), what the run manager uses; and notices to
+  the connections watching a thread (`streaming/notify.py`).
 
 A backend class implements both (they share a store) and is chosen by the dotted path in
 `STREAM_LOG_BACKEND`; it is built with `Backend.from_settings()`.
@@ -101,6 +102,16 @@ class RunRegistry(Protocol):
 
     async def claim(self, run_id: str, ttl: float) -> bool:
         """Take the exclusive right to reap `run_id` (one worker wins)."""
+
+    async def announce(self, thread_id: str, message: dict[str, Any]) -> None:
+        """Tell the watchers of a thread, in every process, about `message` (at most once:
+        a notice, not part of any reply)."""
+
+    async def watch_thread(self, thread_id: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call `callback(message)` in this process for each notice about the thread."""
+
+    async def unwatch_thread(self, thread_id: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Stop calling `callback` for the thread."""
 
 
 class Backend(EventLog, RunRegistry, Protocol):

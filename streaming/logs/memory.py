@@ -41,6 +41,7 @@ class MemoryEventLog:
         self.registry: dict[str, dict[str, Any]] = {}
         self.stops: set[str] = set()
         self.on_stop: Callable[[str], None] | None = None
+        self.thread_watchers: dict[str, set[Callable[[dict[str, Any]], None]]] = {}
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -120,6 +121,20 @@ class MemoryEventLog:
 
     async def claim(self, run_id: str, ttl: float) -> bool:
         return True
+
+    async def announce(self, thread_id: str, message: dict[str, Any]) -> None:
+        for callback in list(self.thread_watchers.get(thread_id, ())):
+            callback(message)
+
+    async def watch_thread(self, thread_id: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        self.thread_watchers.setdefault(thread_id, set()).add(callback)
+
+    async def unwatch_thread(self, thread_id: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        watchers = self.thread_watchers.get(thread_id)
+        if watchers is not None:
+            watchers.discard(callback)
+            if not watchers:
+                del self.thread_watchers[thread_id]
 
     async def close(self) -> None:
         return None

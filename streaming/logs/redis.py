@@ -42,6 +42,7 @@ def _key(kind: str, name: str) -> str:
 
 
 STOP_CHANNEL = _key("control", "stop")
+THREAD_PREFIX = _key("thread", "")
 RECONNECT_RETRIES = 2
 
 
@@ -131,6 +132,7 @@ class RedisEventLog:
         self.confirmations: dict[str, asyncio.Future[None]] = {}
         self.subscriptions: dict[str, int] = {}
         self.on_stop: Callable[[str], None] | None = None
+        self.thread_watchers: dict[str, set[Callable[[dict[str, Any]], None]]] = {}
         self.reader: asyncio.Task[None] | None = None
         self.subscribe_lock = asyncio.Lock()
         self.pending: list[_Append] = []
@@ -308,6 +310,10 @@ class RedisEventLog:
         elif channel == STOP_CHANNEL:
             if self.on_stop is not None:
                 self.on_stop(message["data"].decode())
+        elif channel.startswith(THREAD_PREFIX):
+            notice = json.loads(message["data"])
+            for callback in list(self.thread_watchers.get(channel[len(THREAD_PREFIX):], ())):
+                callback(notice)
         else:
             inboxes = self.listeners.get(channel[prefix:])
             if inboxes:
@@ -355,6 +361,32 @@ class RedisEventLog:
 
     async def claim(self, run_id: str, ttl: float) -> bool:
         return bool(await self.redis.set(_key("reap", run_id), 1, nx=True, px=int(ttl * 1000)))
+
+    # Notices to the connections watching a thread.
+
+    async def announce(self, thread_id: str, message: dict[str, Any]) -> None:
+        await self.redis.publish(THREAD_PREFIX + thread_id, json.dumps(message))
+
+    async def watch_thread(self, thread_id: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        self.thread_watchers.setdefault(thread_id, set()).add(callback)
+        try:
+            await self._subscribe(THREAD_PREFIX + thread_id)
+        except BaseException:
+            self._forget_watcher(thread_id, callback)
+            raise
+
+    async def unwatch_thread(self, thread_id: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        if self._forget_watcher(thread_id, callback):
+            await self._unsubscribe(THREAD_PREFIX + thread_id)
+
+    def _forget_watcher(self, thread_id: str, callback: Callable[[dict[str, Any]], None]) -> bool:
+        watchers = self.thread_watchers.get(thread_id)
+        if watchers is None or callback not in watchers:
+            return False
+        watchers.discard(callback)
+        if not watchers:
+            del self.thread_watchers[thread_id]
+        return True
 
     async def close(self) -> None:
         if self.reader is not None:
