@@ -51,15 +51,20 @@ class StreamConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             self.user = user
-        elif settings.CHAT_ALLOW_GUESTS:
-            # A client that never loaded a page (no session): a guest for this connection.
-            self.user = await guest_user_create()
         await self.accept()
-        if self.user is None:
+        if self.user is None and not settings.CHAT_ALLOW_GUESTS:
             await self.followers.error(errors.LOGIN_REQUIRED)
             await self.close(code=4401)
         elif drain.track(self):  # the worker started draining while this one connected
             await self.restart()
+
+    async def identity(self) -> User:
+        """The connection's user. A client that never loaded a page (no session) gets a
+        guest of its own with its first command: a connection that only idles costs no
+        user row."""
+        if self.user is None:
+            self.user = await guest_user_create()
+        return self.user
 
     async def _send_text(self, text: str) -> None:
         await self.send(text_data=text)
@@ -83,7 +88,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.followers.leave()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.user is None:
+        if self.user is None and not settings.CHAT_ALLOW_GUESTS:
             return
         command = None
         try:
@@ -96,6 +101,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 raise BadRequest(
                     f"Unknown command {command!r}; expected one of: {', '.join(COMMANDS)}."
                 )
+            await self.identity()
             await getattr(self, f"command_{command}")(body)
         except BadRequest as exc:
             await self.followers.error(str(exc), **({"command": command} if command in COMMANDS else {}))

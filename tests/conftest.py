@@ -1,5 +1,6 @@
 """Shared fixtures: the stand-in OpenAI server, live daphne servers and logged-in clients."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -156,6 +158,19 @@ async def start_run_over(http: httpx.AsyncClient, **body: object) -> str:
     response = await http.post(f"/api/threads/{thread['id']}/messages", json={"message": "hello", **body})
     assert response.status_code == 201, response.text
     return response.json()["run_id"]
+
+
+async def ended_reply(run_id: str, *, timeout: float = 5.0) -> Any:
+    """The reply of `run_id` once it is no longer `streaming` (its end is written just
+    after its terminal event), or an AssertionError after `timeout` seconds."""
+    from streaming.models import Message
+
+    for _ in range(int(timeout / 0.05)):
+        reply = await Message.objects.aget(pk=run_id)
+        if reply.status != "streaming":
+            return reply
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"reply {run_id} was left streaming")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from streaming.models import Message
-from tests.conftest import DaphneServer, daphne_env, guest_session, start_run_over
+from tests.conftest import DaphneServer, daphne_env, ended_reply, guest_session, start_run_over
 from tests.sse import parse_sse
 from tests.standin import Reply
 
@@ -162,11 +162,7 @@ async def test_a_disconnect_stops_a_run_that_asked_for_it(cluster, standin) -> N
     run_id = await start_run(cluster, cluster.a, cancel_on_disconnect=True)
     got = await read_events(cluster, cluster.b, run_id, until_seq=4)
     assert got
-    for _ in range(100):
-        reply = await Message.objects.aget(pk=run_id)
-        if reply.status != "streaming":
-            break
-        await asyncio.sleep(0.05)
+    reply = await ended_reply(run_id)
     assert reply.status == "stopped"
     record = await asyncio.to_thread(standin.wait_closed_early, 0, 5)
     assert record.stream_closed_early

@@ -11,6 +11,7 @@ from streaming.logs import event_log
 from streaming.manager import run_manager
 from streaming.models import Message, Thread, User
 from streaming.runs import RunOptions, run_start, run_stop, run_subscribe
+from tests.conftest import ended_reply
 from tests.standin import Reply, split_tokens
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("run_cleanup")]
@@ -73,11 +74,7 @@ async def test_generation_continues_after_the_subscriber_leaves(standin, backend
     async for event in run_subscribe(run_id):
         if event["type"] == "delta":
             break
-    for _ in range(100):
-        reply = await Message.objects.aget(pk=run_id)
-        if reply.status != "streaming":
-            break
-        await asyncio.sleep(0.05)
+    reply = await ended_reply(run_id)
     assert reply.status == "completed" and reply.content == TEXT
     assert len(standin.requests) == 1 and not standin.requests[0].stream_closed_early
 

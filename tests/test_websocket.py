@@ -17,6 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from chatproject.asgi import application
 from streaming.models import Message, Thread, User
+from tests.conftest import ended_reply
 from tests.seed_clients import WebSocketHook
 from tests.standin import Reply
 from tests.test_seed_api import BUFFER, FLUSH, REQUIRED, TOO_LARGE
@@ -303,11 +304,7 @@ async def test_a_paused_connection_that_leaves_stops_its_cancel_on_disconnect_ru
         await receive_until(ws, lambda e: e.get("type") == "paused")
     record = await asyncio.to_thread(standin.wait_closed_early, 0, 10)
     assert record.stream_closed_early and record.tokens_sent < len(SLOW)
-    for _ in range(100):
-        reply = await Message.objects.aget(pk=run_id)
-        if reply.status != "streaming":
-            break
-        await asyncio.sleep(0.05)
+    reply = await ended_reply(run_id)
     assert reply.status == "stopped"
 
 
@@ -457,3 +454,17 @@ async def test_a_start_retried_with_the_same_client_id_follows_the_first_run(sta
     assert len(standin.requests) == 1
     assert await Message.objects.filter(role="user").acount() == 1
     assert head
+
+
+async def test_a_connection_without_a_session_gets_its_guest_with_its_first_command(standin) -> None:
+    standin.script(Reply(text="hi there", tps=0))
+    async with socket() as ws:
+        assert await ws.receive_nothing(timeout=0.1)
+        assert await User.objects.acount() == 0  # an idle connection costs no user row
+        await start(ws, "Hello")
+        got = await receive_until(ws, is_end)
+        await ws.send_json_to({"command": "watch", "thread_id": str(uuid.uuid4())})
+        await ws.receive_json_from()
+    assert tokens_of(got) == "hi there"
+    guest = await User.objects.aget()  # one guest, for every command of the connection
+    assert guest.is_guest and await Thread.objects.filter(owner=guest).acount() == 1

@@ -23,6 +23,8 @@ DEFAULT_WIRE = "message"  # the seed's WebSocket shape; the page asks for `nativ
 class Followers:
     """The runs a connection follows, in the wire shape `wire`."""
 
+    __slots__ = ("closed", "current", "done", "paused", "send", "sent", "tasks", "wire")
+
     def __init__(self, send: Callable[[str], Awaitable[None]], *, wire: str = DEFAULT_WIRE) -> None:
         self.send = send
         self.wire = wire
