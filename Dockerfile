@@ -1,4 +1,5 @@
-# The web worker image: daphne serving chatproject.asgi:application (docs/deploy.md).
+# The web worker image: daphne (on uvloop: chatproject/serve.py) serving chatproject.asgi:application
+# (docs/deploy.md).
 
 # Front-end libraries from npm, exactly as pinned in package-lock.json.
 FROM node:20-slim AS assets
@@ -33,4 +34,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
 # daphne stops on SIGTERM after draining (STREAM_DRAIN_SECONDS): give it longer than that
 # (docker-compose.yml's stop_grace_period).
 STOPSIGNAL SIGTERM
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "chatproject.asgi:application"]
+CMD ["python", "-m", "chatproject.serve", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "chatproject.asgi:application"]

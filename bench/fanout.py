@@ -569,7 +569,7 @@ def run_mode(
         log = logdir / f"{tag}-worker{number}.log"
         workers.append(
             procs.start(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                [sys.executable, "-m", "chatproject.serve", "-b", "127.0.0.1", "-p", str(port),
                  "chatproject.asgi:application"],
                 env, log,
             )

@@ -218,7 +218,7 @@ class Stack:
 
     def _spawn(self, worker: Worker) -> None:
         command = [
-            self.python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(worker.port),
+            self.python, "-m", "chatproject.serve", "-b", "127.0.0.1", "-p", str(worker.port),
             "--proxy-headers", ASGI_APP,
         ]
         with worker.log.open("ab") as out:

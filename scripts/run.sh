@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the site on http://127.0.0.1:8000 with the embedded defaults (SQLite, in-memory
-# channel layer, offline model unless OPENAI_API_KEY is set). Any setting can be given
+# streaming, offline model unless OPENAI_API_KEY is set). Any setting can be given
 # in the environment; see the README.
 source "$(dirname "$0")/setup.sh"
 ensure_venv ""
@@ -9,4 +9,4 @@ ensure_node_modules
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 echo "==> serving on http://$HOST:$PORT"
-exec .venv/bin/daphne -b "$HOST" -p "$PORT" chatproject.asgi:application
+exec .venv/bin/python -m chatproject.serve -b "$HOST" -p "$PORT" chatproject.asgi:application

@@ -77,7 +77,7 @@ class DaphneServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(f"/tmp/chat-daphne-{self.port}.log")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+            [sys.executable, "-m", "chatproject.serve", "-b", "127.0.0.1", "-p", str(self.port),
              "chatproject.asgi:application"],
             cwd=ROOT,
             env=env,

@@ -68,7 +68,8 @@ def test_web_is_at_least_two_daphne_workers_of_the_project() -> None:
     web = SERVICES["web"]
     assert web["deploy"]["replicas"] >= 2
     command = web["command"]
-    assert command[0] == "daphne" and command[-1] == "chatproject.asgi:application"
+    assert command[:3] == ["python", "-m", "chatproject.serve"]  # daphne, on uvloop
+    assert command[-1] == "chatproject.asgi:application"
     module, _, attribute = command[-1].partition(":")
     source = (ROOT / (module.replace(".", "/") + ".py")).read_text()
     assert re.search(rf"^{attribute} = ", source, re.MULTILINE)

@@ -180,7 +180,7 @@ def start_project(
         log = logdir / f"{tag}-daphne{number}.log"
         server.procs.append(
             procs.start(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                [sys.executable, "-m", "chatproject.serve", "-b", "127.0.0.1", "-p", str(port),
                  "chatproject.asgi:application"],
                 env, log,
             )
