@@ -58,7 +58,8 @@ async def follow(
     run_id: str, after: int = 0, *, resumable: bool = False, quiet: float | None = None,
     stop_on_leave: bool = True, track: bool = True,
 ) -> AsyncIterator[Event | Ending | None]:
-    """The run's events after `after`, then nothing; or an `Ending` last (see the module's
+    """The run's events after `after`, up to its terminal event; or an `Ending` last; and,
+    with `quiet`, a None after that many seconds without either (see the module's
     docstring). `track=False` leaves the drain to the caller (a WebSocket connection)."""
     queue: asyncio.Queue[Event | Ending | None] = asyncio.Queue()  # None: the end
 
