@@ -80,3 +80,14 @@ def test_production_refuses_to_start_without_a_secret_key() -> None:
 def test_migrations_are_up_to_date() -> None:
     result = manage("makemigrations", "--check", "--dry-run", env=bare_env())
     assert result.returncode == 0, result.stdout
+
+
+def test_a_log_backend_that_cannot_be_used_is_refused_at_start() -> None:
+    for path, said in [
+        ("streaming.logs.nowhere.Log", "cannot be imported"),
+        ("streaming.events.Delta", "is not an event-log backend"),
+    ]:
+        result = manage("check", env=bare_env(STREAM_LOG_BACKEND=path))
+        assert result.returncode != 0
+        assert "streaming.E001" in result.stderr and said in result.stderr, result.stderr
+    assert manage("check", env=bare_env(STREAM_LOG_BACKEND="bench.xread_log.XreadEventLog")).returncode == 0

@@ -327,6 +327,7 @@ class RedisEventLog:
         await self.redis.hset(_key("active", "runs"), run_id, json.dumps(meta))
 
     async def unregister(self, run_id: str) -> None:
+        self.produced.discard(run_id)  # also when its final append never made it
         pipe = self.redis.pipeline(transaction=False)
         pipe.hdel(_key("active", "runs"), run_id)
         pipe.delete(_key("stop", run_id))
