@@ -1,8 +1,9 @@
 """The producer of one run: model deltas -> coalescer -> numbered events -> the event log.
 
-It appends through one writer task (the log group-commits the appends of all runs), hands
-its text to the run manager's batched checkpoints, and ends the run with exactly one
-terminal event, after the database has the final text and metrics.
+Each event is handed to the log as it is made, without waiting: the log keeps a run's
+appends in order and group-commits those of all runs (an append that fails stops the run).
+The producer hands its text to the run manager's batched checkpoints, and ends the run
+with exactly one terminal event, after the database has the final text and metrics.
 """
 
 import asyncio
@@ -24,7 +25,7 @@ from .logs import EventLog, LogUnavailable, RunRegistry
 logger = logging.getLogger(__name__)
 
 INTERRUPTED_ERROR = "The server generating this reply stopped before it finished."
-WRITE_RETRY_SECONDS = 15.0  # how long appends are retried while the log is unreachable
+FINAL_RETRY_SECONDS = 2.0  # how often a terminal event the log could not take is tried again
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,6 @@ class Producer:
         self.registry = registry
         self.seq = 0
         self.progress = Progress()
-        self.outbox: list[Event] = []
-        self.wake = asyncio.Event()
         self.result: Any = None
         self.stopping = False
         self.write_error: BaseException | None = None
@@ -80,8 +79,14 @@ class Producer:
         self.checkpointed_tokens = 0
 
     def _push(self, event: Event) -> None:
-        self.outbox.append(event)
-        self.wake.set()
+        self.log.append(self.run_id, [event]).add_done_callback(self._logged)
+
+    def _logged(self, appended: "asyncio.Future[None]") -> None:
+        error = None if appended.cancelled() else appended.exception()
+        if error is not None and self.write_error is None:
+            logger.error("run %s: could not append to the event log (%s)", self.run_id, error)
+            self.write_error = error
+            self.stop()
 
     def _next_seq(self) -> int:
         self.seq += 1
@@ -113,10 +118,9 @@ class Producer:
             self.run_id, self._next_seq(), thread_id=self.thread_id,
             model=agent_runtime.model_name(),
         )
-        await self._append([started], final=False)
+        await self.log.append(self.run_id, [started])
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write_loop(), name=f"run-writer-{self.run_id}")
         flush_ms = settings.STREAM_FLUSH_MS if self.options.flush_ms is None else self.options.flush_ms
         coalescer = Coalescer(
             self._emit_delta, buffer_size=self.options.buffer_size, flush_ms=flush_ms,
@@ -149,11 +153,11 @@ class Producer:
             status, error = "failed", "The reply failed unexpectedly."
         finally:
             coalescer.flush()
-            await asyncio.shield(self._finish(status, error, writer))
+            await asyncio.shield(self._finish(status, error))
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _finish(self, status: TerminalType, error: str, writer: asyncio.Task[None]) -> None:
+    async def _finish(self, status: TerminalType, error: str) -> None:
         values = self.progress.metrics()
         try:
             await sync_to_async(services.reply_finish)(
@@ -166,46 +170,19 @@ class Producer:
         except Exception:
             logger.exception("could not record the end of run %s", self.run_id)
         self.ended = True
-        self._push(events.terminal(self.run_id, self._next_seq(), type=status, values=values, error=error))
-        with contextlib.suppress(Exception):
-            await writer
+        terminal = events.terminal(self.run_id, self._next_seq(), type=status, values=values, error=error)
+        while True:  # a run's log must end: followers wait for its terminal event
+            try:
+                await self.log.append(self.run_id, [terminal], final=True)
+                break
+            except LogUnavailable:
+                logger.warning("run %s: its end is not logged yet; retrying", self.run_id)
+                await asyncio.sleep(FINAL_RETRY_SECONDS)
+            except Exception:
+                logger.exception("run %s: could not log its end", self.run_id)
+                break
         with contextlib.suppress(Exception):
             await self.registry.unregister(self.run_id)
-
-    async def _write_loop(self) -> None:
-        """The run's only writer: appends whatever has accumulated, in order."""
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            batch, self.outbox = self.outbox, []
-            if not batch:
-                continue
-            final = any(events.is_terminal(e) for e in batch)
-            try:
-                await self._append(batch, final=final)
-            except Exception as exc:
-                logger.exception("run %s: could not append to the event log", self.run_id)
-                if final:
-                    return
-                self.write_error = exc
-                self.stop()
-                continue
-            if final:
-                return
-
-    async def _append(self, batch: list[Event], *, final: bool) -> None:
-        deadline = time.monotonic() + WRITE_RETRY_SECONDS
-        delay = 0.1
-        while True:
-            try:
-                await self.log.append(self.run_id, batch, final=final)
-                return
-            except LogUnavailable as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                logger.warning("run %s: event log unreachable (%s); retrying", self.run_id, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
     def checkpoint(self) -> str | None:
         """The text so far, if it grew since the last checkpoint (the run manager saves

@@ -14,11 +14,11 @@ from .logs import event_log, run_registry
 from .manager import run_manager
 from .models import Message, Thread, User
 from .producer import RunOptions
-from .subscribe import RunNotFound, subscribe
+from .subscribe import RunNotFound, Subscription, subscribe
 
 __all__ = [
     "RunHandle", "RunNotFound", "RunOptions", "RunRefused", "client_key", "run_exists", "run_for_user",
-    "run_events", "run_start", "run_start_once", "run_stop", "run_subscribe",
+    "run_events", "run_start", "run_start_once", "run_stop", "run_subscribe", "run_subscription",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,6 +140,12 @@ async def run_subscribe(run_id: str, after_seq: int = 0) -> AsyncIterator[Event]
     await run_manager().ensure_started()
     async for event in subscribe(run_id, after_seq):
         yield event
+
+
+async def run_subscription(run_id: str, after_seq: int = 0, *, idle: float | None = None) -> Subscription:
+    """`run_subscribe` for a follower that also acts while nothing happens (Subscription)."""
+    await run_manager().ensure_started()
+    return Subscription(run_id, after_seq, idle=idle)
 
 
 async def run_stop(*, run_id: str) -> None:

@@ -6,7 +6,7 @@ import hypothesis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streaming.coalescer import Coalescer
+from streaming.coalescer import Coalescer, clock
 
 WINDOW_MS = 20
 PAST_WINDOW = 0.1  # seconds: well past a WINDOW_MS timer
@@ -49,7 +49,6 @@ async def test_flush_ms_merges_deltas_within_the_window_and_a_later_delta_starts
     assert out.emitted == [("héllo 世界", 3)]
     await asyncio.sleep(0.2)
     assert out.emitted == [("héllo 世界", 3), (" 🎉", 1)]
-    assert coalescer.timer is None
 
 
 async def test_buffer_size_wins_when_it_fills_before_the_window_ends() -> None:
@@ -57,8 +56,7 @@ async def test_buffer_size_wins_when_it_fills_before_the_window_ends() -> None:
     coalescer = Coalescer(out, buffer_size=3, flush_ms=WINDOW_MS)
     for part in ["a", "b", "c"]:
         coalescer.add(part)
-    assert out.emitted == [("abc", 3)]  # at once, without waiting for the timer
-    assert coalescer.timer is None
+    assert out.emitted == [("abc", 3)]  # at once, without waiting for the tick
     await asyncio.sleep(PAST_WINDOW)
     assert out.emitted == [("abc", 3)]
 
@@ -86,7 +84,7 @@ async def test_with_neither_limit_every_delta_is_emitted_at_once() -> None:
     assert out.emitted == [("héllo", 1)]
     coalescer.add(" 世界 🎉")
     assert out.emitted == [("héllo", 1), (" 世界 🎉", 1)]
-    assert coalescer.timer is None
+    assert not coalescer.waiting
     coalescer.flush()
     assert out.emitted == [("héllo", 1), (" 世界 🎉", 1)]
 
@@ -103,15 +101,31 @@ async def test_flush_on_an_empty_buffer_emits_nothing() -> None:
     assert out.emitted == [("ab", 2)]
 
 
-async def test_flush_emits_the_pending_buffer_and_cancels_its_timer() -> None:
+async def test_flush_emits_the_pending_buffer_and_its_tick_then_finds_nothing() -> None:
     out = Recorder()
     coalescer = Coalescer(out, flush_ms=WINDOW_MS)
     coalescer.add("a")
     coalescer.flush()
     assert out.emitted == [("a", 1)]
-    assert coalescer.timer is None
     await asyncio.sleep(PAST_WINDOW)
     assert out.emitted == [("a", 1)]
+
+
+async def test_the_runs_of_a_loop_share_one_tick_and_flush_together() -> None:
+    flushed: list[str] = []
+    coalescers = [
+        Coalescer(lambda text, _: flushed.append(text), flush_ms=WINDOW_MS)
+        for _ in range(3)
+    ]
+    for index, coalescer in enumerate(coalescers):
+        coalescer.add(f"run {index}")
+    due = clock().due
+    assert len(due) == 1 and len(next(iter(due.values()))) == 3  # one timer for all three
+    tick = next(iter(due))
+    assert tick % (WINDOW_MS / 1000) < 1e-9 or -tick % (WINDOW_MS / 1000) < 1e-9
+    await asyncio.sleep(PAST_WINDOW)
+    assert flushed == ["run 0", "run 1", "run 2"]
+    assert clock().due == {}
 
 
 def coalesce(deltas: list[str], buffer_size: int, flush_ms: int | None) -> list[tuple[str, int]]:

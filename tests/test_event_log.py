@@ -176,7 +176,7 @@ async def test_listen_delivers_each_appended_batch_to_every_listener_until_the_c
     await log.append(run, deltas(run, 10, 2))
     await asyncio.sleep(0.2)
     for inbox in (first, second, third):
-        assert inbox.queue.empty()
+        assert not inbox.batches
 
 
 async def test_a_final_append_that_finds_its_seq_taken_delivers_nothing(logs) -> None:

@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--db-name", default="bench_serving",
         help="database name, must start with bench_serving (<name>_template too)")
     add("--json", type=Path, help="write the results as JSON here")
+    add("--profile", type=Path,
+        help="record a py-spy profile (raw collapsed stacks) of each server process over "
+        "the load into this directory; py-spy must be on PATH")
     args = p.parse_args(argv)  # fmt: skip
     names = [ALIASES.get(s.strip(), s.strip()) for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in names if s not in SYSTEMS]

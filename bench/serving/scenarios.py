@@ -141,18 +141,42 @@ async def drive(
             clients = [Client(bases[i % len(bases)], worker=i % len(bases)) for i in range(a.streams)]
         meter = Meter(server.pids, a.db_name if project else None, {"standin": standin_pid})
         stop = asyncio.Event()
+        profilers = start_profilers(ctx, server.pids, result) if a.profile else []
         meter.start()
         sampler = asyncio.create_task(meter.sampling(stop))
         streams, started, ended = await run_streams(
             http, path, clients, a.tokens, ctx.budget, terminal_event=terminal_event, ramp=a.ramp
         )
+        for profiler in profilers:
+            profiler.send_signal(2)  # py-spy writes its profile on SIGINT
         stop.set()
         await sampler
         cpu = meter.stop()
+        for profiler in profilers:
+            profiler.wait(timeout=60)
         memory = [rss_mb(pid) for pid in server.pids]
     result.rss_mb = [rss for rss, _ in memory]
     result.peak_rss_mb = [peak for _, peak in memory]
     summarize(result, streams, started, ended, cpu, project)
+
+
+def start_profilers(ctx: Context, pids: list[int], result: Result) -> list[subprocess.Popen]:
+    """`py-spy record` on each server process over the load (`--profile DIR`): a speedscope
+    profile per process, named after the measurement. py-spy's own sampling costs CPU, so
+    a profiled measurement's CPU numbers are not comparable with unprofiled ones."""
+    out = ctx.args.profile
+    out.mkdir(parents=True, exist_ok=True)
+    tag = f"r{result.round}-{result.system}-w{result.workers}-n{result.streams}"
+    procs = []
+    for index, pid in enumerate(pids):
+        path = out / f"{tag}-{index}.txt"
+        procs.append(subprocess.Popen(
+            ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+             "--output", str(path), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))  # fmt: skip
+        result.notes.append(f"profiled: {path}")
+    return procs
 
 
 def floor(ctx: Context, result: Result, standin: str, standin_pid: int, tag: str) -> Result:

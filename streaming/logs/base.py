@@ -13,6 +13,7 @@ A backend class implements both (they share a store) and is chosen by the dotted
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -29,12 +30,17 @@ INBOX_LIMIT = 1000  # batches a slow listener may fall behind before it backfill
 
 class Inbox:
     """Batches of new events for one listener. Overflow is dropped: the listener sees a
-    gap in sequence numbers and backfills from the log, so nothing is lost."""
+    gap in sequence numbers and backfills from the log, so nothing is lost. `wake()` makes
+    a waiting `get` return None at once (its listener has something else to do)."""
+
+    __slots__ = ("batches", "local", "loop", "waiter", "woken")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.local = False  # fed by this process's own appends, not by a channel
-        self.queue: asyncio.Queue[list[Event]] = asyncio.Queue(INBOX_LIMIT)
+        self.batches: deque[list[Event]] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.woken = False
 
     def deliver(self, batch: list[Event]) -> None:
         """Called from any thread or loop."""
@@ -44,23 +50,42 @@ class Inbox:
             self.loop.call_soon_threadsafe(self._put, batch)
 
     def _put(self, batch: list[Event]) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(batch)
+        if len(self.batches) < INBOX_LIMIT:
+            self.batches.append(batch)
+            self._release()
+
+    def wake(self) -> None:
+        self.woken = True
+        self._release()
+
+    def _release(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def get(self, wait: float) -> list[Event] | None:
-        """The next batch, or None after `wait` seconds without one."""
-        if not self.queue.empty():
-            return self.queue.get_nowait()
-        try:
-            async with asyncio.timeout(wait):
-                return await self.queue.get()
-        except TimeoutError:
-            return None
+        """The next batch; or None after `wait` seconds without one, or once woken."""
+        if not self.batches and not self.woken:
+            self.waiter = waiter = self.loop.create_future()
+            timer = self.loop.call_later(wait, self._release)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self.waiter = None
+        if self.batches:
+            return self.batches.popleft()
+        self.woken = False
+        return None
 
 
 class EventLog(Protocol):
-    async def append(self, run_id: str, events: list[Event], *, final: bool = False) -> None:
-        """Append events (already numbered) and deliver them to live listeners everywhere."""
+    def append(
+        self, run_id: str, events: list[Event], *, final: bool = False
+    ) -> "asyncio.Future[None]":
+        """Append events (already numbered) and deliver them to live listeners everywhere.
+        A run's appends are logged in the order they are made, whether or not anyone waits:
+        the future resolves once these events are logged (or fails with `LogUnavailable`)."""
 
     async def read(self, run_id: str, after_seq: int) -> list[Event]:
         """The logged events with `seq > after_seq`, in order."""

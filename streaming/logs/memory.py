@@ -1,5 +1,6 @@
 """In-process event log and run registry: the single-process setup (no `REDIS_URL`)."""
 
+import asyncio
 import contextlib
 import time
 from collections import OrderedDict
@@ -59,7 +60,15 @@ class MemoryEventLog:
             return None
         return log
 
-    async def append(self, run_id: str, events: list[Event], *, final: bool = False) -> None:
+    def append(
+        self, run_id: str, events: list[Event], *, final: bool = False
+    ) -> "asyncio.Future[None]":
+        self._append(run_id, events, final=final)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def _append(self, run_id: str, events: list[Event], *, final: bool) -> None:
         log = self.logs.setdefault(run_id, _RunLog())
         top = log.events[-1]["seq"] if log.events else 0
         added = [e for e in events if e["seq"] > top]  # a retried append adds nothing

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "chat"
 LIVE_TTL = 24 * 3600  # a live run's keys outlive any reply; reset to `retention` at the end
+WRITE_RETRY_SECONDS = 15.0  # how long an append is retried while Redis is unreachable
 
 
 def _key(kind: str, name: str) -> str:
@@ -136,26 +137,29 @@ class RedisEventLog:
         self.reader: asyncio.Task[None] | None = None
         self.subscribe_lock = asyncio.Lock()
         self.pending: list[_Append] = []
+        self.unsent: dict[str, list[Event]] = {}  # a failed append's events, per run
         self.produced: set[str] = set()  # runs this process is generating
         self.flusher: asyncio.Task[None] | None = None
         self.append_script = self.redis.register_script(APPEND_SCRIPT)
 
     # The log.
 
-    async def append(self, run_id: str, events: list[Event], *, final: bool = False) -> None:
-        """Queue the append for this process's next round trip to Redis, and wait for it."""
+    def append(
+        self, run_id: str, events: list[Event], *, final: bool = False
+    ) -> "asyncio.Future[None]":
+        """Queue the append for this process's next round trip to Redis."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if final:
             self.produced.discard(run_id)
         else:
             self.produced.add(run_id)
+        unsent = self.unsent.pop(run_id, None)
+        if unsent:  # events of the run whose append failed: they go first, in order
+            events = unsent + events
         self.pending.append(_Append(run_id, events, final, future))
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.create_task(self._flush_loop(), name="redis-event-appends")
-        try:
-            await future
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise LogUnavailable(str(exc)) from exc
+        return future
 
     async def _flush_loop(self) -> None:
         """Group commit: every append queued while the previous round trip was in flight
@@ -163,17 +167,45 @@ class RedisEventLog:
         while self.pending:
             await asyncio.sleep(0)  # let appends made in this turn of the loop join
             batch, self.pending = self.pending, []
+            await self._commit(batch)
+
+    async def _commit(self, batch: "list[_Append]") -> None:
+        """Log `batch`, retrying while Redis is unreachable (appends are idempotent), for up
+        to `WRITE_RETRY_SECONDS`; then fail it, keeping its events to go first with their
+        run's next append, so that a run's log never skips any."""
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + WRITE_RETRY_SECONDS, 0.1
+        while True:
             try:
                 await self._append_all(batch)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if loop.time() + delay <= deadline:
+                    logger.warning("event log unreachable (%s); retrying", exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                self._fail(batch, LogUnavailable(str(exc)))
             except Exception as exc:
-                for append in batch:
-                    if not append.future.done():
-                        append.future.set_exception(exc)
+                self._fail(batch, exc)
             else:
                 for append in batch:
                     self._deliver_locally(append)
                     if not append.future.done():
                         append.future.set_result(None)
+            return
+
+    def _fail(self, batch: "list[_Append]", error: BaseException) -> None:
+        kept: dict[str, list[Event]] = {}
+        for append in batch:
+            if not append.final:
+                kept.setdefault(append.run_id, []).extend(append.events)
+            if not append.future.done():
+                append.future.set_exception(error)
+        for append in self.pending:  # queued meanwhile: after the failed events
+            if append.run_id in kept:
+                append.events = kept.pop(append.run_id) + append.events
+        for run_id, events in kept.items():
+            self.unsent[run_id] = events + self.unsent.get(run_id, [])
 
     def _deliver_locally(self, append: "_Append") -> None:
         """This process's listeners of a run it produces hear its events from the append
@@ -194,6 +226,7 @@ class RedisEventLog:
         for append in batch:
             keys.append(_key("log", append.run_id))
             args += [_key("run", append.run_id), 1 if append.final else 0, len(append.events)]
+            append.logged = []
             for event in append.events:
                 raw = encode_event(event)
                 args += [f"{event['seq']}-0", raw]

@@ -17,14 +17,17 @@ event. It owns what every transport needs around `runs.run_subscribe`:
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Literal
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connections
 
 from .. import drain, errors, runs
 from ..events import Event, is_terminal
+from ..subscribe import Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +46,15 @@ RESTART = Ending("restart")
 class _Stream:
     """A followed stream as the drain sees it."""
 
-    def __init__(self, queue: "asyncio.Queue[Event | Ending | None]", *, resumable: bool) -> None:
-        self.queue = queue
+    def __init__(self, subscription: Subscription, *, resumable: bool) -> None:
+        self.subscription = subscription
         self.resumable = resumable
         self.restarting = False
 
     async def restart(self) -> None:
         if self.resumable:
             self.restarting = True
-            self.queue.put_nowait(RESTART)  # wakes the follower up
+            self.subscription.wake()  # the follower acts on it at once
 
 
 async def follow(
@@ -61,44 +64,42 @@ async def follow(
     """The run's events after `after`, up to its terminal event; or an `Ending` last; and,
     with `quiet`, a None after that many seconds without either (see the module's
     docstring). `track=False` leaves the drain to the caller (a WebSocket connection)."""
-    queue: asyncio.Queue[Event | Ending | None] = asyncio.Queue()  # None: the end
-
-    async def pump() -> None:
-        try:
-            async for event in runs.run_subscribe(run_id, after):
-                queue.put_nowait(event)
-            queue.put_nowait(None)  # also when `after` was at or past the terminal event
-        except runs.RunNotFound:
-            queue.put_nowait(Ending("expired", errors.LOG_EXPIRED))
-        except Exception:
-            logger.exception("following run %s failed", run_id)
-            queue.put_nowait(Ending("failed", errors.STREAM_FAILED))
-
-    task = asyncio.create_task(pump(), name=f"follow-{run_id}")
-    stream = _Stream(queue, resumable=resumable)
-    if track and drain.track(stream):
-        await stream.restart()
+    idle = settings.STREAM_IDLE_CHECK_SECONDS if quiet is None else min(quiet, settings.STREAM_IDLE_CHECK_SECONDS)
+    loop = asyncio.get_running_loop()
+    heard = loop.time()
     finished = False
+    stream: _Stream | None = None
     try:
-        while True:
-            try:
-                async with asyncio.timeout(quiet):
-                    item = await queue.get()
-            except TimeoutError:
-                yield None
-                continue
-            if stream.restarting:
-                item = RESTART  # the client resumes elsewhere: not a disconnect
-            if item is None:
-                finished = True
-                return
-            finished = isinstance(item, Ending) or is_terminal(item)
-            yield item
-            if finished:
-                return
+        subscription = await runs.run_subscription(run_id, after, idle=idle)
+        stream = _Stream(subscription, resumable=resumable)
+        if track and drain.track(stream):
+            await stream.restart()
+        async with aclosing(aiter(subscription)) as items:
+            async for item in items:
+                if stream.restarting:
+                    finished = True  # the client resumes elsewhere: not a disconnect
+                    yield RESTART
+                    return
+                if item is None:
+                    if quiet is not None and loop.time() - heard >= quiet:
+                        heard = loop.time()
+                        yield None
+                    continue
+                heard = loop.time()
+                finished = is_terminal(item)
+                yield item
+                if finished:
+                    return
+        finished = True  # also when `after` was at or past the terminal event
+    except runs.RunNotFound:
+        finished = True
+        yield Ending("expired", errors.LOG_EXPIRED)
+    except Exception:
+        logger.exception("following run %s failed", run_id)
+        finished = True
+        yield Ending("failed", errors.STREAM_FAILED)
     finally:
-        task.cancel()
-        if track:
+        if track and stream is not None:
             drain.untrack(stream)
         if not finished and stop_on_leave:
             await asyncio.shield(leave([run_id]))
