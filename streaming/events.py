@@ -8,8 +8,9 @@ exactly one terminal event (`completed`, `stopped`, `failed` or `interrupted`), 
 database (`Message`), in the REST API and in the page.
 """
 
-import json
 from typing import Any, Literal, NotRequired, TypedDict, TypeGuard
+
+import orjson
 
 TerminalType = Literal["completed", "stopped", "failed", "interrupted"]
 FailureType = Literal["failed", "interrupted"]
@@ -85,12 +86,12 @@ def encode_event(payload: Any) -> bytes:
     raw = getattr(payload, "raw", None)
     if raw is not None:
         return raw  # type: ignore[no-any-return]
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(payload)
 
 
 def decode_event(raw: bytes) -> Event:
     """An event from its logged JSON, keeping the bytes."""
-    event = Logged(json.loads(raw))
+    event = Logged(orjson.loads(raw))
     event.raw = raw
     return event  # type: ignore[return-value]
 
