@@ -53,26 +53,25 @@ async def run_start(
     saved it already (ChatKit's store does); `text` is then its text.
 
     Raises `RunRefused` when the user is over a limit: concurrent runs
-    (`CHAT_MAX_CONCURRENT_RUNS`) or messages per minute (`CHAT_MESSAGES_PER_MINUTE`).
+    (`CHAT_MAX_CONCURRENT_RUNS`) or runs started per minute (`CHAT_MESSAGES_PER_MINUTE`);
+    starts racing on any worker are admitted one at a time (`services.run_admit`).
     """
-    refusal = await sync_to_async(services.run_limit_reached)(
-        user=user, sent=user_message.pk if user_message else None
-    )
-    if refusal:
-        raise RunRefused(refusal)
-    user_message, reply = await sync_to_async(services.reply_start)(
-        thread=thread, owner=user, text=text, model_name=agent_runtime.model_name(),
-        client_id=client_id, user_message=user_message,
-    )
+    try:
+        admitted = await sync_to_async(services.run_admit)(
+            thread=thread, owner=user, text=text, model_name=agent_runtime.model_name(),
+            client_id=client_id, user_message=user_message,
+        )
+    except services.LimitReached as exc:
+        raise RunRefused(str(exc)) from None
+    user_message, reply = admitted.user_message, admitted.reply
     thread = reply.thread
     run_id = str(reply.pk)
     try:
-        history = await selectors.thread_history(thread=thread)
         await run_manager().start(
             run_id=run_id,
             thread_id=str(thread.pk),
             owner_id=user.pk,
-            input=agent_runtime.history_input(history),
+            input=agent_runtime.history_input(admitted.history),
             options=options or RunOptions(),
         )
     except Exception:

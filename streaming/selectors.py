@@ -44,10 +44,10 @@ async def thread_messages(*, thread: Thread) -> list[Message]:
     return [m async for m in thread.messages.order_by("created_at")]
 
 
-async def thread_history(*, thread: Thread) -> list[HistoryTurn]:
+def history_of(*, thread: Thread) -> list[HistoryTurn]:
     """The thread's turns with text, oldest first, as agent input."""
     rows = thread.messages.exclude(content="").order_by("created_at").values_list("role", "content")
-    return [HistoryTurn(role=role, content=content) async for role, content in rows]
+    return [HistoryTurn(role=role, content=content) for role, content in rows]
 
 
 async def message_get(*, message_id: object) -> Message:

@@ -1,15 +1,17 @@
 """Writes: threads, messages and the records of replies."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, TextField, Value, When
+from django.db.models import Case, Count, Q, TextField, Value, When
 from django.utils import timezone
 
 from .events import Metrics
 from .models import Message, Thread, User
+from .selectors import HistoryTurn, history_of
 
 TITLE_LENGTH = 60
 
@@ -53,8 +55,22 @@ def thread_delete(*, thread: Thread) -> None:
     thread.delete()
 
 
+class LimitReached(Exception):
+    """The user may not start a run now; the message says why."""
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A run admitted and recorded: the user's message, the `streaming` reply, and the
+    conversation so far as the agent is given it (the new message last)."""
+
+    user_message: Message
+    reply: Message
+    history: list[HistoryTurn]
+
+
 @transaction.atomic
-def reply_start(
+def run_admit(
     *,
     thread: Thread | None,
     owner: User,
@@ -62,29 +78,63 @@ def reply_start(
     model_name: str,
     client_id: str | None = None,
     user_message: Message | None = None,
-) -> tuple[Message, Message]:
-    """Save the user's message (unless `user_message`, already saved, is given) and an
-    empty assistant message in state `streaming`, in `thread` or a new thread of `owner`'s.
+) -> Admitted:
+    """Admit a run for `owner` and record it, in one transaction: check the per-user limits,
+    save the user's message (unless `user_message`, already saved, is given) and an empty
+    assistant message in state `streaming`, in `thread` or a new thread of `owner`'s, and
+    read the conversation for the agent.
 
-    Raises `IntegrityError` (and saves nothing) if a reply with `client_id` exists."""
+    The limits are checked under a lock on the owner's row, so that starts racing on any
+    worker are admitted one at a time and each sees the runs admitted before it. Raises
+    `LimitReached`, or `IntegrityError` if a reply with `client_id` exists; either way
+    nothing is saved."""
+    User.objects.select_for_update().filter(pk=owner.pk).values_list("pk").get()
+    refusal = _limit_refusal(owner)
+    if refusal:
+        raise LimitReached(refusal)
+    created = thread is None
     if thread is None:
-        thread = Thread.objects.create(owner=owner)
+        thread = Thread.objects.create(owner=owner, title=title_from_text(text))
     if user_message is None:
         user_message = Message.objects.create(
             thread=thread, role=Message.Role.USER, content=text, status=Message.Status.COMPLETED
         )
-    assistant = Message.objects.create(
+    reply = Message.objects.create(
         thread=thread,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         model_name=model_name,
         client_id=client_id,
     )
-    fields = {"updated_at": timezone.now()}
-    if not thread.title:
-        fields["title"] = title_from_text(text)
-    Thread.objects.filter(pk=thread.pk).update(**fields)
-    return user_message, assistant
+    if created:
+        history = [HistoryTurn(role=Message.Role.USER, content=text)]
+    else:
+        fields = {"updated_at": timezone.now()}
+        if not thread.title:
+            fields["title"] = title_from_text(text)
+        Thread.objects.filter(pk=thread.pk).update(**fields)
+        history = history_of(thread=thread)
+    return Admitted(user_message, reply, history)
+
+
+def _limit_refusal(user: User) -> str:
+    """Why `user` may not start a run now, or "" if they may. Every run counts, however it
+    was started (a message, a regenerated reply, a ChatKit retry): concurrent ones against
+    `CHAT_MAX_CONCURRENT_RUNS`, and those started within a minute against
+    `CHAT_MESSAGES_PER_MINUTE`."""
+    since = timezone.now() - timedelta(minutes=1)
+    streaming = Q(status=Message.Status.STREAMING)
+    recent = Q(created_at__gte=since)
+    counts = Message.objects.filter(
+        streaming | recent, thread__owner=user, role=Message.Role.ASSISTANT
+    ).aggregate(streaming=Count("pk", filter=streaming), recent=Count("pk", filter=recent))
+    limit = settings.CHAT_MAX_CONCURRENT_RUNS
+    if counts["streaming"] >= limit:
+        return f"You already have {limit} replies generating; wait for one to finish or stop it."
+    per_minute = settings.CHAT_MESSAGES_PER_MINUTE
+    if counts["recent"] >= per_minute:
+        return f"You can send at most {per_minute} messages a minute; try again shortly."
+    return ""
 
 
 def replies_checkpoint(*, contents: dict[str, str]) -> None:
@@ -139,20 +189,3 @@ def replies_sweep_stale(*, older_than: float, keep: list[str], error: str) -> in
         .exclude(pk__in=keep)
         .update(status=Message.Status.INTERRUPTED, error=error, updated_at=timezone.now())
     )
-
-
-def run_limit_reached(*, user: User, sent: object = None) -> str:
-    """Why `user` may not start a run now, or "" if they may (`sent`: the id of the
-    message that asks for it, if already saved, which does not count against the limit)."""
-    replies = Message.objects.filter(thread__owner=user).exclude(pk=sent)
-    streaming = replies.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
-    limit = settings.CHAT_MAX_CONCURRENT_RUNS
-    if streaming.count() >= limit:
-        return f"You already have {limit} replies generating; wait for one to finish or stop it."
-    per_minute = settings.CHAT_MESSAGES_PER_MINUTE
-    recent = replies.filter(
-        role=Message.Role.USER, created_at__gte=timezone.now() - timedelta(minutes=1)
-    )
-    if recent.count() >= per_minute:
-        return f"You can send at most {per_minute} messages a minute; try again shortly."
-    return ""

@@ -223,3 +223,31 @@ async def test_open_streams_hold_no_database_connections(cluster, standin) -> No
     # have waited for a free connection and failed.
     assert all(got[-1]["type"] == "stopped" for got in results)
     assert during - before <= 2 * POOL_SIZE
+
+
+async def test_simultaneous_starts_on_both_workers_never_exceed_the_concurrent_limit(cluster, standin) -> None:
+    """Ten sends at once from one user, split over two workers: exactly the limit (3 by
+    default) is admitted, the rest get 429, and only the admitted ones reach the model."""
+    standin.script(*[Reply(tokens=[f"w{i} " for i in range(400)], tps=20)] * 10)
+    async with cluster.client(cluster.a) as client:
+        thread = (await client.post("/api/threads", json={})).json()["id"]
+
+    async def send(index: int) -> httpx.Response:
+        async with cluster.client((cluster.a, cluster.b)[index % 2]) as client:
+            return await client.post(f"/api/threads/{thread}/messages", json={"message": f"m{index}"})
+
+    answers = await asyncio.gather(*(send(i) for i in range(10)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] * 3 + [429] * 7
+    refused = next(a for a in answers if a.status_code == 429).json()
+    assert refused == {"error": "You already have 3 replies generating; wait for one to finish or stop it."}
+    assert await Message.objects.filter(thread_id=thread, role="assistant").acount() == 3
+    assert await Message.objects.filter(thread_id=thread, role="user").acount() == 3
+    run_ids = [a.json()["run_id"] for a in answers if a.status_code == 201]
+    await asyncio.to_thread(standin.wait_for, lambda requests: len(requests) >= 3)
+    async with cluster.client(cluster.b) as client:
+        for run_id in run_ids:
+            assert (await client.post(f"/api/runs/{run_id}/stop", json={})).status_code == 202
+    for run_id in run_ids:
+        assert (await ended_reply(run_id, timeout=10)).status == "stopped"
+    assert len(standin.requests) == 3
