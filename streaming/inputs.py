@@ -4,9 +4,9 @@ Every check raises `BadRequest` with a message that says what is wrong; views an
 with a 400 (`json_error`), the WebSocket with an error event.
 """
 
-import json
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
@@ -18,6 +18,10 @@ FLUSH_MS_RANGE = (0, 5000)
 CLIENT_ID_LIMIT = 200
 MESSAGE_ID_LIMIT = 200
 TITLE_LIMIT = 200
+# Sequence numbers (and counts of tokens) a client may name: JavaScript's safe integers,
+# far below what a Redis stream id holds.
+SEQ_MAX = 2**53 - 1
+SEQ_DIGITS = len(str(SEQ_MAX))
 
 
 class BadRequest(Exception):
@@ -32,10 +36,12 @@ def json_object(
     raw: str | bytes, *, what: str = "The request body", must: str = "The request body must"
 ) -> dict[str, Any]:
     """`raw` parsed as a JSON object, or `BadRequest` saying what is wrong with it (in
-    the words `what` and `must`)."""
+    the words `what` and `must`). The parser (orjson) bounds what it accepts: nesting
+    deeper than 1,024 levels, numbers beyond 64 bits or a double, invalid UTF-8 and lone
+    surrogates are refused, so nothing downstream meets them."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise BadRequest(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise BadRequest(f"{must} be a JSON object.")
@@ -114,8 +120,8 @@ def int_field(body: dict[str, Any], name: str, bounds: tuple[int, int]) -> int |
 def seq_field(body: dict[str, Any], name: str = "after") -> int:
     """A sequence number field (0 when absent)."""
     value = body.get(name, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequest(f"'{name}' must be a sequence number of 0 or more.")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEQ_MAX:
+        raise BadRequest(f"'{name}' must be a sequence number from 0 to {SEQ_MAX}.")
     return value
 
 
@@ -138,13 +144,16 @@ def after_seq(request: HttpRequest) -> int:
     raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
     value = whole_number(raw)
     if value is None:
-        raise BadRequest("'after' (or Last-Event-ID) must be a sequence number of 0 or more.")
+        raise BadRequest(f"'after' (or Last-Event-ID) must be a sequence number from 0 to {SEQ_MAX}.")
     return value
 
 
 def whole_number(raw: str) -> int | None:
-    """`raw` as a number of 0 or more written in ASCII digits, else None."""
-    return int(raw) if raw.isascii() and raw.isdigit() else None
+    """`raw` as a number from 0 to `SEQ_MAX` written in ASCII digits, else None."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= SEQ_DIGITS):
+        return None
+    value = int(raw)
+    return value if value <= SEQ_MAX else None
 
 
 def message_problem(text: str) -> str:

@@ -18,6 +18,7 @@ from .csrf import json_csrf
 from .events import is_delta
 from .inputs import (
     MESSAGE_ID_LIMIT,
+    SEQ_MAX,
     BadRequest,
     json_body,
     message_text,
@@ -93,8 +94,8 @@ def _resume_point(request: HttpRequest, body: dict[str, Any]) -> int | dict[str,
     count = body.get("token_count")
     if count is None:
         return 0
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise BadRequest("'token_count' must be a whole number of 0 or more.")
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= SEQ_MAX:
+        raise BadRequest(f"'token_count' must be a whole number from 0 to {SEQ_MAX}.")
     return {"token_count": count}
 
 
@@ -189,7 +190,7 @@ async def message_poll(request: HttpRequest, message_id: str) -> HttpResponse:
     after = whole_number(request.GET.get("after", "0"))
     if after is None:
         return JsonResponse(
-            {"error": "'after' must be a whole number of 0 or more.", "message_id": message_id},
+            {"error": f"'after' must be a whole number from 0 to {SEQ_MAX}.", "message_id": message_id},
             status=400,
         )
     return JsonResponse(await poll.message_poll(reply, message_id, after))

@@ -50,6 +50,12 @@ def history_of(*, thread: Thread) -> list[HistoryTurn]:
     return [HistoryTurn(role=role, content=content) for role, content in rows]
 
 
+async def thread_live_runs(*, thread: Thread) -> list[str]:
+    """The ids of the thread's replies still generating."""
+    replies = thread.messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
+    return [str(pk) async for pk in replies.values_list("pk", flat=True)]
+
+
 async def message_get(*, message_id: object) -> Message:
     return await Message.objects.aget(pk=message_id)
 
@@ -67,8 +73,9 @@ async def reply_for_user(*, user: User, run_id: object) -> Message | None:
         return None
 
 
-async def reply_status(*, run_id: str) -> str:
-    status: str = await Message.objects.values_list("status", flat=True).aget(pk=run_id)
+async def reply_status(*, run_id: str) -> str | None:
+    """The reply's status, or None if it is gone (its conversation was deleted)."""
+    status: str | None = await Message.objects.values_list("status", flat=True).filter(pk=run_id).afirst()
     return status
 
 

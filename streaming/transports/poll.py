@@ -28,10 +28,13 @@ async def events_after(run_id: str, after: int, *, wait: float = 0) -> list[Even
     return await runs.run_events(run_id, after)
 
 
-async def poll(run_id: str, after: int, *, wait: float) -> Payload:
-    """`GET /api/runs/<id>/poll`: the native events after `after`, and whether it ended."""
+async def poll(run_id: str, after: int, *, wait: float) -> Payload | None:
+    """`GET /api/runs/<id>/poll`: the native events after `after`, and whether it ended;
+    None if the reply is gone (its conversation was deleted while the poll waited)."""
     found = await events_after(run_id, after, wait=wait)
     status = await selectors.reply_status(run_id=run_id)
+    if status is None:
+        return None
     if found is None:  # past the retention window
         return native.poll([], complete=True, status=status)
     complete = bool(found) and is_terminal(found[-1])
