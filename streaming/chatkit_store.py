@@ -27,7 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from . import errors
+from . import errors, runs
 from .models import Message, Thread, User
 
 __all__ = ["ChatKitContext", "ModelStore", "NotFoundError", "item_text"]
@@ -136,7 +136,7 @@ class ModelStore(Store[ChatKitContext]):
 
     async def delete_thread(self, thread_id: str, context: ChatKitContext) -> None:
         thread = await self._thread(thread_id, context)
-        await thread.adelete()
+        await runs.thread_delete(thread=thread)
 
     # Items.
 

@@ -19,6 +19,7 @@ from .subscribe import RunNotFound, Subscription, subscribe
 __all__ = [
     "RunHandle", "RunNotFound", "RunOptions", "RunRefused", "client_key", "run_exists", "run_for_user",
     "run_events", "run_start", "run_start_once", "run_stop", "run_subscribe", "run_subscription",
+    "thread_delete",
 ]
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,14 @@ async def run_stop(*, run_id: str) -> None:
 async def run_cancels_on_disconnect(run_id: str) -> bool:
     meta = await run_registry().meta(run_id)
     return bool(meta and meta.get("cancel_on_disconnect"))
+
+
+async def thread_delete(*, thread: Thread) -> None:
+    """Delete a conversation. Its live runs are stopped first, at the model: none goes on
+    generating (and costing) unseen and unstoppable once its records are gone."""
+    for run_id in await selectors.thread_live_runs(thread=thread):
+        await run_stop(run_id=run_id)
+    await sync_to_async(services.thread_delete)(thread=thread)
 
 
 async def run_events(run_id: str, after_seq: int = 0) -> list[Event]:

@@ -91,7 +91,7 @@ async def thread_detail(request: HttpRequest, thread_id: object) -> HttpResponse
     if not thread:
         return json_error(errors.NO_THREAD, status=404)
     if request.method == "DELETE":
-        await sync_to_async(services.thread_delete)(thread=thread)
+        await runs.thread_delete(thread=thread)
         return HttpResponse(status=204)
     if request.method == "PATCH":
         try:
@@ -188,4 +188,7 @@ async def run_poll(request: HttpRequest, run_id: object) -> HttpResponse:
         return json_error("'after' must be a sequence number and 'wait' a number of seconds.")
     if not 0 <= wait <= POLL_WAIT_LIMIT:
         return json_error(f"'wait' must be from 0 to {POLL_WAIT_LIMIT:g} seconds.")
-    return JsonResponse(await poll.poll(found, after, wait=wait))
+    answer = await poll.poll(found, after, wait=wait)
+    if answer is None:
+        return json_error(errors.NO_RUN, status=404)
+    return JsonResponse(answer)

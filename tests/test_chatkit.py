@@ -450,3 +450,20 @@ def test_the_page_says_clearly_when_chatkit_is_not_configured(client, settings, 
     assert response.status_code == 200 and "ChatKit is not configured" in html and notice in html
     assert "<openai-chatkit" not in html and "chatkit/page.js" not in html
     assert "cdn.platform.openai.com" not in html.split('id="chatkit-config"')[0]
+
+
+async def test_deleting_a_thread_stops_its_reply_at_the_model(standin) -> None:
+    standin.script(Reply(tokens=[f"w{i} " for i in range(400)], tps=40))
+    client, _ = await member("ann")
+    body = {"type": "threads.create", "params": {"input": user_input("Count slowly")}}
+    response = await client.post("/chatkit", data=json.dumps(body), content_type="application/json")
+    events = []
+    chunks = aiter(response.streaming_content)
+    while streamed_text(events).count(" ") < 3:
+        events.append(json.loads((await anext(chunks)).decode()[6:]))
+    [created] = [e for e in events if e["type"] == "thread.created"]
+    status, _ = await chatkit(client, "threads.delete", thread_id=created["thread"]["id"])
+    assert status == 200
+    record = await asyncio.to_thread(standin.wait_closed_early, 0, 5)
+    assert record.stream_closed_early and record.tokens_sent < 400
+    assert await Message.objects.acount() == 0

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 TEXT = "Héllo — 世界 🎉! " + " ".join(f"word{i}" for i in range(40)) + "\n\n```py\nprint('ok')\n```"
 TOKENS = split_tokens(TEXT)
 SLOW = [f"w{i} " for i in range(400)]
-BAD_AFTER = "'after' (or Last-Event-ID) must be a sequence number of 0 or more."
+BAD_AFTER = "'after' (or Last-Event-ID) must be a sequence number from 0 to 9007199254740991."
 
 
 async def call(client: AsyncClient, method: str, url: str, body: Any = None, **headers: str) -> tuple[int, Any]:
@@ -279,6 +279,22 @@ async def test_stop_ends_the_run_stopped_and_closes_the_model_stream(standin) ->
     assert reply.status == "stopped" and reply.content == text_of(got) and reply.content
     assert await call(client, "post", f"/api/runs/{run_id}/stop", {}) == (202, {"run_id": run_id, "stopping": True})
     assert (await Message.objects.aget(pk=run_id)).status == "stopped"
+
+
+async def test_deleting_a_conversation_stops_its_run_at_the_model_and_frees_its_slot(standin, settings) -> None:
+    settings.CHAT_MAX_CONCURRENT_RUNS = 1
+    standin.script(Reply(tokens=SLOW, tps=50), Reply(tokens=["fine"]))
+    client = await guest()
+    started = await start(client)
+    follower = asyncio.create_task(sse(client, started["run_id"]))
+    await asyncio.to_thread(standin.wait_for, lambda reqs: reqs and reqs[0].tokens_sent >= 5)
+    assert await call(client, "delete", f"/api/threads/{started['thread_id']}") == (204, None)
+    record = await asyncio.to_thread(standin.wait_closed_early, 0, 5)
+    assert record.stream_closed_early and record.tokens_sent < len(SLOW)
+    assert (await follower)[-1]["type"] == "stopped"
+    assert await Message.objects.acount() == 0
+    second = await start(client, "again")
+    assert (await sse(client, second["run_id"]))[-1]["type"] == "completed"
 
 
 async def test_poll_returns_events_after_a_seq_and_long_polls(standin) -> None:
