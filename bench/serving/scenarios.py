@@ -172,7 +172,7 @@ def start_profilers(ctx: Context, pids: list[int], result: Result) -> list[subpr
         path = out / f"{tag}-{index}.txt"
         procs.append(subprocess.Popen(
             ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
-             "--output", str(path), "--nonblocking"],
+             "--output", str(path), "--nonblocking", "--gil"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))  # fmt: skip
         result.notes.append(f"profiled: {path}")
