@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 
 from .models import Message, Thread, User
 
@@ -16,16 +15,11 @@ class HistoryTurn:
     content: str
 
 
-def thread_visible_to(user: User) -> QuerySet[Thread]:
-    """Threads `user` may read: their own, or every thread for staff."""
-    threads = Thread.objects.all()
-    return threads if user.is_staff else threads.filter(owner=user)
-
-
 async def thread_for_user(*, user: User, thread_id: object) -> Thread | None:
-    """The thread if it exists and `user` may read it, else None (callers answer 404)."""
+    """The thread if it exists and `user` owns it, else None (callers answer 404). The chat
+    serves owners only, staff included: staff read conversations in the admin."""
     try:
-        return await thread_visible_to(user).aget(pk=thread_id)
+        return await Thread.objects.aget(pk=thread_id, owner=user)
     except (Thread.DoesNotExist, ValidationError, ValueError, TypeError):
         return None
 
@@ -61,12 +55,12 @@ async def message_get(*, message_id: object) -> Message:
 
 
 async def reply_for_user(*, user: User, run_id: object) -> Message | None:
-    """The run's reply message if `user` owns its thread (or is staff), else None."""
+    """The run's reply message if `user` owns its thread, else None (staff included)."""
     if not user.is_authenticated:
         return None
-    replies = Message.objects.select_related("thread").filter(role=Message.Role.ASSISTANT)
-    if not user.is_staff:
-        replies = replies.filter(thread__owner=user)
+    replies = Message.objects.select_related("thread").filter(
+        role=Message.Role.ASSISTANT, thread__owner=user
+    )
     try:
         return await replies.aget(pk=run_id)
     except (Message.DoesNotExist, ValidationError, ValueError, TypeError):

@@ -6,12 +6,13 @@ import asyncio
 import itertools
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
 from django.test import AsyncClient
 
-from streaming.models import Message, Thread
+from streaming.models import Message, Thread, User
 from tests.conftest import guest_session
 from tests.seed_clients import pieces, sse_ids, whole_events
 from tests.standin import Reply, split_tokens
@@ -339,9 +340,19 @@ async def test_a_model_failure_ends_the_run_failed_with_the_partial_text(standin
 # Other users' ids.
 
 
-async def test_another_user_gets_404_on_every_route_and_never_the_text(standin) -> None:
+async def staff_member() -> AsyncClient:
+    """A logged-in superuser: staff read conversations in the admin, not through the chat."""
+    client = AsyncClient()
+    admin = await User.objects.acreate(username=f"admin-{uuid.uuid4().hex[:8]}", is_staff=True, is_superuser=True)
+    await client.aforce_login(admin)
+    return client
+
+
+@pytest.mark.parametrize("other", ["guest", "staff"])
+async def test_another_user_gets_404_on_every_route_and_never_the_text(standin, other) -> None:
     standin.script(Reply(text="Ann's secret: 42 🗝", tokens=["Ann's ", "secret: ", "42 ", "🗝"] * 40, tps=160))
-    ann, bob = await guest(), await guest()
+    ann = await guest()
+    bob = await guest() if other == "guest" else await staff_member()
     started = await start(ann, "my private question")
     run_id, thread_id = started["run_id"], started["thread_id"]
     await wait_logged(ann, run_id, 3)
