@@ -20,6 +20,14 @@ SECRET_KEY = env.str(
     "DJANGO_SECRET_KEY",
     default="django-insecure-dev-only-key-change-me" if DEBUG else environ.Env.NOTSET,
 )
+# .env.example's key is public: anyone could forge this site's sessions, password resets
+# and signed values with it, so production refuses to start on it.
+PLACEHOLDER_SECRET_KEYS = {"change-me-to-a-long-random-string-of-at-least-fifty-characters"}
+if not DEBUG and SECRET_KEY in PLACEHOLDER_SECRET_KEYS:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is still the placeholder from .env.example: set a secret of your "
+        "own in .env (python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 

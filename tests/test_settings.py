@@ -77,6 +77,29 @@ def test_production_refuses_to_start_without_a_secret_key() -> None:
     assert "DJANGO_SECRET_KEY" in result.stderr
 
 
+def example_env() -> dict[str, str]:
+    """.env.example's settings, as docker-compose.yml gives them to the app."""
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value
+    return values
+
+
+def test_production_refuses_to_start_on_the_example_secret_key() -> None:
+    """Compose starts from .env.example: its key is public, so migrate (and with it every
+    worker, which waits for migrate) stops with a message naming the variable to set."""
+    example = example_env()
+    result = manage("check", env=bare_env(**example))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "DJANGO_SECRET_KEY is still the placeholder from .env.example" in result.stderr
+    own_key = bare_env(**{**example, "DJANGO_SECRET_KEY": "an-own-secret-" + "k9" * 25})
+    result = manage("check", env=own_key)
+    assert result.returncode == 0, result.stderr
+
+
 def test_migrations_are_up_to_date() -> None:
     result = manage("makemigrations", "--check", "--dry-run", env=bare_env())
     assert result.returncode == 0, result.stdout
