@@ -71,6 +71,29 @@ def test_production_settings_pass_check_deploy() -> None:
     assert "no issues" in result.stdout
 
 
+HSTS_PROBE = """
+from django.conf import settings as s
+print(s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD)
+"""
+
+
+def test_hsts_subdomains_and_preload_are_opted_into() -> None:
+    """Production sends HSTS for this host alone; `includeSubDomains` and `preload` reach
+    beyond it (subdomains, browsers' built-in lists), so each takes its own variable."""
+    production = {"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "an-own-secret-" + "k9" * 25}
+    result = manage("shell", "--no-imports", "-c", HSTS_PROBE, env=bare_env(**production))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["31536000", "False", "False"]
+    opted_in = bare_env(
+        **production,
+        DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="true",
+        DJANGO_SECURE_HSTS_PRELOAD="true",
+    )
+    result = manage("shell", "--no-imports", "-c", HSTS_PROBE, env=opted_in)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["31536000", "True", "True"]
+
+
 def test_production_refuses_to_start_without_a_secret_key() -> None:
     result = manage("check", env=bare_env(DJANGO_DEBUG="false"))
     assert result.returncode != 0
