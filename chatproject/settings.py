@@ -174,6 +174,12 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 if env.bool("DJANGO_BEHIND_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Failed log-ins (django-ratelimit, on the cache: counted across workers), per username and
+# per client address: beyond either rate, log-ins for that username or from that address
+# are refused (429) until the window ends.
+LOGIN_FAILURES_PER_USERNAME = env.str("LOGIN_FAILURES_PER_USERNAME", default="5/m")
+LOGIN_FAILURES_PER_ADDRESS = env.str("LOGIN_FAILURES_PER_ADDRESS", default="20/m")
+
 # The agent.
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="") or None

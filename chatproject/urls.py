@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from streaming.accounts import throttle_failures
+
 urlpatterns = [
+    # The admin's log-in, under the same failure throttle as the site's.
+    path("admin/login/", throttle_failures(admin.site.login)),
     path("admin/", admin.site.urls),
     path("", include("streaming.urls")),
 ]

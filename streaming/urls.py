@@ -8,6 +8,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon),
     path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/login/", accounts.login_view, name="login"),  # throttled on failures
     path("accounts/", include("django.contrib.auth.urls")),
     # The native API (docs/api.md).
     path("api/threads", views.threads, name="threads"),
