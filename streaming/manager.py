@@ -19,8 +19,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from . import events, services
-from .logs import EventLog, RunRegistry, event_log, run_registry
-from .producer import INTERRUPTED_ERROR, Producer, RunOptions
+from .logs import EventLog, RunEnded, RunRegistry, event_log, run_registry
+from .models import Message
+from .producer import INTERRUPTED_ERROR, SEAL_SECONDS, Producer, RunOptions
 
 logger = logging.getLogger(__name__)
 
@@ -155,16 +156,18 @@ class RunManager:
                 logger.exception("run manager chores failed; retrying")
 
     async def _reap_orphans(self) -> None:
-        """Reap runs whose worker has been silent for a further heartbeat TTL (a worker
-        that is only slow gets that long to speak again before its runs are ended)."""
+        """Reap runs that have lost their producer: those of a worker silent for a further
+        heartbeat TTL (a worker that is only slow gets that long to speak again), and this
+        worker's own runs that it does not produce (a start interrupted between
+        registering the run and starting its producer)."""
         assert self.log is not None and self.registry is not None
         now = time.monotonic()
-        orphans = set(await self.registry.orphaned_runs()) - set(self.producers)
+        orphans = set(await self.registry.orphaned_runs(self.worker_id)) - set(self.producers)
         self.suspects = {run: self.suspects.get(run, now) for run in orphans}
         for run_id, since in list(self.suspects.items()):
-            if now - since >= settings.STREAM_WORKER_TTL and await self.registry.claim(run_id, 60):
+            if now - since >= settings.STREAM_WORKER_TTL:
                 del self.suspects[run_id]
-                await run_reap(run_id, log=self.log, registry=self.registry)
+                await run_reap(run_id, log=self.log, registry=self.registry, who=f"reaper:{self.worker_id}")
 
     async def shutdown(self) -> None:
         """Cancel this worker's runs (each ends `interrupted`) and its chores."""
@@ -180,21 +183,32 @@ class RunManager:
                     await chore
 
 
-async def run_reap(run_id: str, *, log: EventLog, registry: RunRegistry) -> None:
-    """End a run whose worker died: `interrupted`, with the text its log holds."""
+async def run_reap(run_id: str, *, log: EventLog, registry: RunRegistry, who: str) -> None:
+    """End a run that has lost its producer: `interrupted`, with the text its log holds.
+
+    The run is sealed first, so its log takes nothing more (a producer that was only slow
+    cannot add text or a terminal event of its own), and the text read afterwards is final.
+    If the database has its end already (its producer stored it, then died before logging
+    it), the terminal event logged is that end."""
+    if not await log.seal(run_id, who, SEAL_SECONDS):
+        return  # another worker, or the run's own producer, is ending it
     logged = await log.read(run_id, 0)
     if logged and events.is_terminal(logged[-1]):
         await registry.unregister(run_id)
         return
     values = events.metrics_of(logged)
-    await sync_to_async(services.reply_interrupt)(
-        message_id=run_id, content=events.text_of(logged), metrics=values, error=INTERRUPTED_ERROR
+    ending = await sync_to_async(services.reply_finish)(
+        message_id=run_id, content=events.text_of(logged), status=Message.Status.INTERRUPTED,
+        metrics=values, error=INTERRUPTED_ERROR,
     )
     seq = logged[-1]["seq"] + 1 if logged else 1
-    terminal = events.terminal(run_id, seq, type="interrupted", values=values, error=INTERRUPTED_ERROR)
-    await log.append(run_id, [terminal], final=True)
+    terminal = events.terminal(
+        run_id, seq, type=ending.status, values=ending.metrics, error=ending.error  # type: ignore[arg-type]
+    )
+    with contextlib.suppress(RunEnded):  # the seal lapsed and another worker ended it
+        await log.append(run_id, [terminal], final=True, sealed_by=who)
     await registry.unregister(run_id)
-    logger.warning("run %s: its worker stopped; marked interrupted", run_id)
+    logger.warning("run %s: its producer is gone; ended %s", run_id, ending.status)
 
 
 def detached_task(coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:

@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -20,12 +22,28 @@ from . import agent_runtime, events, services
 from .agent_runtime import ModelError
 from .coalescer import Coalescer
 from .events import Event, Metrics, TerminalType
-from .logs import EventLog, LogUnavailable, RunRegistry
+from .logs import EventLog, LogUnavailable, RunEnded, RunRegistry
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INTERRUPTED_ERROR = "The server generating this reply stopped before it finished."
-FINAL_RETRY_SECONDS = 2.0  # how often a terminal event the log could not take is tried again
+FINAL_RETRY_SECONDS = 2.0  # how often a run's end the log could not take is tried again
+SEAL_SECONDS = 60.0  # a seal not followed by a terminal event lapses (its sealer died)
+
+
+async def _until_logged(run_id: str, attempt: Callable[[], Awaitable[T]]) -> T | None:
+    """`attempt()`, tried again while the log is unreachable: a run's log must end, since
+    its followers wait for its terminal event. None if it fails otherwise."""
+    while True:
+        try:
+            return await attempt()
+        except LogUnavailable:
+            logger.warning("run %s: its end is not logged yet; retrying", run_id)
+            await asyncio.sleep(FINAL_RETRY_SECONDS)
+        except Exception:
+            logger.exception("run %s: could not log its end", run_id)
+            return None
 
 
 @dataclass(frozen=True)
@@ -75,18 +93,25 @@ class Producer:
         self.result: Any = None
         self.stopping = False
         self.write_error: BaseException | None = None
-        self.ended = False  # the terminal event is queued: nothing may follow it
+        self.ended = False  # the run is ending: nothing more is pushed
         self.checkpointed_tokens = 0
+        self.appended: asyncio.Future[None] | None = None  # the latest append
+        self.seal = f"producer:{run_id}:{uuid.uuid4().hex[:8]}"
 
     def _push(self, event: Event) -> None:
-        self.log.append(self.run_id, [event]).add_done_callback(self._logged)
+        self.appended = self.log.append(self.run_id, [event])
+        self.appended.add_done_callback(self._logged)
 
     def _logged(self, appended: "asyncio.Future[None]") -> None:
         error = None if appended.cancelled() else appended.exception()
-        if error is not None and self.write_error is None:
+        if error is None or self.write_error is not None:
+            return
+        if isinstance(error, RunEnded):
+            logger.warning("run %s was ended by another worker; stopping the model", self.run_id)
+        else:
             logger.error("run %s: could not append to the event log (%s)", self.run_id, error)
-            self.write_error = error
-            self.stop()
+        self.write_error = error
+        self.stop()
 
     def _next_seq(self) -> int:
         self.seq += 1
@@ -158,29 +183,32 @@ class Producer:
             raise asyncio.CancelledError
 
     async def _finish(self, status: TerminalType, error: str) -> None:
-        values = self.progress.metrics()
+        """End the run: seal it (once everything it produced is logged), store its end,
+        log its terminal event. If the run was sealed first by a worker that took it for
+        dead (it was only slow), that worker ends it, from the log: this producer adds
+        nothing, and the log and the database agree on the reaper's end."""
+        self.ended = True
+        if self.appended is not None:
+            with contextlib.suppress(Exception):
+                await self.appended
+        if not await _until_logged(self.run_id, lambda: self.log.seal(self.run_id, self.seal, SEAL_SECONDS)):
+            logger.warning("run %s was ended by another worker; its end stands", self.run_id)
+            return
+        text, values = "".join(self.progress.parts), self.progress.metrics()
+        ending = services.Ending(status, values, error)
         try:
-            await sync_to_async(services.reply_finish)(
-                message_id=self.run_id,
-                content="".join(self.progress.parts),
-                status=status,
-                metrics=values,
-                error=error,
+            ending = await sync_to_async(services.reply_finish)(
+                message_id=self.run_id, content=text, status=status, metrics=values, error=error
             )
         except Exception:
             logger.exception("could not record the end of run %s", self.run_id)
-        self.ended = True
-        terminal = events.terminal(self.run_id, self._next_seq(), type=status, values=values, error=error)
-        while True:  # a run's log must end: followers wait for its terminal event
-            try:
-                await self.log.append(self.run_id, [terminal], final=True)
-                break
-            except LogUnavailable:
-                logger.warning("run %s: its end is not logged yet; retrying", self.run_id)
-                await asyncio.sleep(FINAL_RETRY_SECONDS)
-            except Exception:
-                logger.exception("run %s: could not log its end", self.run_id)
-                break
+        terminal = events.terminal(
+            self.run_id, self._next_seq(), type=ending.status,  # type: ignore[arg-type]
+            values=ending.metrics, error=ending.error,
+        )
+        await _until_logged(
+            self.run_id, lambda: self.log.append(self.run_id, [terminal], final=True, sealed_by=self.seal)
+        )
         with contextlib.suppress(Exception):
             await self.registry.unregister(self.run_id)
 

@@ -158,20 +158,30 @@ def _ending(*, content: str, status: str, metrics: Metrics, error: str) -> dict[
     }
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How a reply ended, as stored."""
+
+    status: str
+    metrics: Metrics
+    error: str
+
+
 def reply_finish(
     *, message_id: object, content: str, status: str, metrics: Metrics, error: str = ""
-) -> None:
-    """Store a reply's final text, terminal status and metrics."""
-    Message.objects.filter(pk=message_id).update(
+) -> Ending:
+    """Store a reply's final text, terminal status and metrics, unless it has ended already
+    (the first end stored wins). Returns the ending the reply has now: the one given, or
+    the earlier one (or the one given, if the reply is gone with its conversation)."""
+    ended = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
         **_ending(content=content, status=status, metrics=metrics, error=error)
     )
-
-
-def reply_interrupt(*, message_id: object, content: str, metrics: Metrics, error: str) -> None:
-    """End a reply whose run died, if it is still marked as streaming."""
-    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-        **_ending(content=content, status=Message.Status.INTERRUPTED, metrics=metrics, error=error)
-    )
+    if not ended:
+        stored = Message.objects.filter(pk=message_id).values("status", "error", *Metrics.__annotations__).first()
+        if stored is not None:
+            values: Metrics = {key: stored[key] for key in Metrics.__annotations__}  # type: ignore[assignment]
+            return Ending(stored["status"], values, stored["error"])
+    return Ending(status, metrics, error)
 
 
 def replies_touch(*, message_ids: list[str]) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from streaming import events
 from streaming.events import Event, Metrics
-from streaming.logs.base import Inbox
+from streaming.logs.base import Inbox, RunEnded
 from streaming.logs.memory import MemoryEventLog
 from streaming.logs.redis import RedisEventLog, _key
 
@@ -77,6 +77,7 @@ class Logs:
             if isinstance(log, RedisEventLog) and self.names and log is self.made[0]:
                 kinds = ("log", "stop", "reap", "worker")
                 await log.redis.delete(*[_key(k, n) for k in kinds for n in self.names])
+                await log.redis.delete(*[_key("log", n) + ":end" for n in self.names])
                 await log.redis.hdel(_key("active", "runs"), *self.names)
             await log.close()
 
@@ -173,7 +174,7 @@ async def test_listen_delivers_each_appended_batch_to_every_listener_until_the_c
     assert run not in log.listeners
     async with log.listen(run) as third:
         pass
-    await log.append(run, deltas(run, 10, 2))
+    await log.append(other_run, deltas(other_run, 10, 2))
     await asyncio.sleep(0.2)
     for inbox in (first, second, third):
         assert not inbox.batches
@@ -190,7 +191,8 @@ async def test_a_final_append_that_finds_its_seq_taken_delivers_nothing(logs) ->
     await log.append(run, logged)
     async with log.listen(run) as inbox:
         await log.append(run, [interrupted], final=True)
-        await log.append(run, [completed], final=True)
+        with pytest.raises(RunEnded):
+            await log.append(run, [completed], final=True)
         assert await drain(inbox, wait=0.3) == [[interrupted]]
     assert await log.read(run, 0) == [*logged, interrupted]
 
@@ -349,51 +351,103 @@ async def test_a_run_is_orphaned_exactly_while_its_worker_has_no_live_heartbeat(
         await log.heartbeat(live_worker, 60)
         await log.register(run, {"worker": worker, "owner": 1})
         await log.register(live_run, {"worker": live_worker, "owner": 1})
-        orphans = await log.orphaned_runs()
+        orphans = await log.orphaned_runs("observer")
         assert run not in orphans and live_run not in orphans
         await asyncio.sleep(0.75)  # the 0.5 s heartbeat lapses
-        orphans = await log.orphaned_runs()
+        orphans = await log.orphaned_runs("observer")
         assert run in orphans and live_run not in orphans
         await log.heartbeat(worker, 60)  # the worker is back
-        assert run not in await log.orphaned_runs()
+        assert run not in await log.orphaned_runs("observer")
         await log.unregister(run)
         await log.redis.delete(_key("worker", worker))
-        assert run not in await log.orphaned_runs()  # an unregistered run is never orphaned
+        assert run not in await log.orphaned_runs("observer")  # an unregistered run is never orphaned
     finally:
         await made.close()
 
 
-async def test_memory_log_never_reports_orphans_and_always_grants_claims() -> None:
+async def test_the_memory_log_reports_every_registered_run_as_its_callers_own() -> None:
     log = MemoryEventLog(retention=600, max_events=100)
     run = new_id()
     await log.register(run, {"worker": "w1"})
-    assert await log.orphaned_runs() == []
-    assert await log.claim(run, 60) is True
-    assert await log.claim(run, 60) is True
+    assert await log.orphaned_runs("w1") == [run]
+    await log.unregister(run)
+    assert await log.orphaned_runs("w1") == []
 
 
-async def test_only_the_first_claim_on_a_run_succeeds(redis_url: str) -> None:
+async def test_a_runs_own_worker_is_told_about_its_registered_runs(redis_url: str) -> None:
     made = Logs("redis", redis_url)
-    one, two = made.make(), made.make()
-    run = made.name()
+    log = made.make()
+    run, other, worker = made.name(), made.name(), made.name()
     try:
-        assert await one.claim(run, 60) is True
-        assert await two.claim(run, 60) is False
-        assert await one.claim(run, 60) is False
-        assert await one.claim(made.name(), 60) is True
+        await log.heartbeat(worker, 60)
+        await log.register(run, {"worker": worker, "owner": 1})
+        assert run not in await log.orphaned_runs(made.name())  # alive, and someone else's
+        assert run in await log.orphaned_runs(worker)  # the caller knows whether it produces it
+        assert other not in await log.orphaned_runs(worker)
+        await log.unregister(run)
     finally:
         await made.close()
 
 
-async def test_a_claim_can_be_taken_again_once_it_lapses(redis_url: str) -> None:
+async def test_only_one_party_seals_a_run_and_the_seal_holds_for_it(logs) -> None:
+    log = logs.make()
+    run = logs.name()
+    assert await log.seal(run, "producer", 60) is True
+    assert await log.seal(run, "reaper", 60) is False
+    assert await log.seal(run, "producer", 60) is True  # asked again: still its own
+    assert await log.seal(logs.name(), "reaper", 60) is True
+
+
+async def test_a_sealed_run_takes_only_its_sealers_terminal_event_then_nothing(logs) -> None:
+    """The reaper sealed the run of a producer that was only slow: the producer's late text
+    and terminal event are refused, the reaper's end is logged, and nothing after it."""
+    log = logs.make()
+    run = logs.name()
+    logged = run_events(run, ["a"], end=False)
+    await log.append(run, logged)
+    assert await log.seal(run, "reaper", 60)
+    interrupted = events.terminal(run, 3, type="interrupted", values=METRICS, error="gone")
+    async with log.listen(run) as inbox:
+        late = [
+            (deltas(run, 3, 2), ""),  # the producer's late text
+            ([events.terminal(run, 3, type="completed", values=METRICS)], "producer"),
+        ]
+        for batch, who in late:
+            with pytest.raises(RunEnded):
+                await log.append(run, batch, final=bool(who), sealed_by=who)
+        await log.append(run, [interrupted], final=True, sealed_by="reaper")
+        for batch, who in [
+            (deltas(run, 4, 1), ""),
+            ([events.terminal(run, 4, type="completed", values=METRICS)], "reaper"),
+        ]:
+            with pytest.raises(RunEnded):
+                await log.append(run, batch, final=bool(who), sealed_by=who)
+        assert await drain(inbox, wait=0.3) == [[interrupted]]
+    assert await log.read(run, 0) == [*logged, interrupted]
+    assert await log.seal(run, "someone", 60) is False
+
+
+async def test_nothing_is_logged_after_a_terminal_event(logs) -> None:
+    log = logs.make()
+    run = logs.name()
+    logged = run_events(run, ["a", "b"])
+    await log.append(run, logged[:-1])
+    await log.append(run, logged[-1:], final=True)
+    for late in (deltas(run, 5, 3), [events.metrics(run, 5, values=METRICS)]):
+        with pytest.raises(RunEnded):
+            await log.append(run, late)
+    assert await log.read(run, 0) == logged
+
+
+async def test_a_seal_lapses_when_its_sealer_never_ends_the_run(redis_url: str) -> None:
     made = Logs("redis", redis_url)
     log = made.make()
     run = made.name()
     try:
-        assert await log.claim(run, 0.3) is True
-        assert await log.claim(run, 0.3) is False
+        assert await log.seal(run, "producer", 0.3) is True
+        assert await log.seal(run, "reaper", 60) is False
         await asyncio.sleep(0.5)
-        assert await log.claim(run, 60) is True
+        assert await log.seal(run, "reaper", 60) is True
     finally:
         await made.close()
 

@@ -8,7 +8,7 @@ import pytest
 
 from streaming import events
 from streaming.logs import event_log
-from streaming.manager import run_manager
+from streaming.manager import run_manager, run_reap
 from streaming.models import Message, Thread, User
 from streaming.runs import RunOptions, run_start, run_stop, run_subscribe
 from tests.conftest import ended_reply
@@ -206,9 +206,51 @@ async def test_a_worker_silent_for_less_than_a_ttl_keeps_its_runs(use_redis, set
     await log.heartbeat(worker, 0.2)
     await run_manager().ensure_started()
     await asyncio.sleep(0.5)  # the heartbeat has lapsed: the run looks orphaned ...
-    assert run_id in await log.orphaned_runs()
+    assert run_id in await log.orphaned_runs("observer")
     await log.heartbeat(worker, 5)  # ... but the worker speaks again within a TTL
     await asyncio.sleep(0.8)
     assert await log.meta(run_id) is not None
     assert (await Message.objects.aget(pk=run_id)).status == "streaming"
     await log.unregister(run_id)
+
+
+async def test_a_reaped_producer_that_was_only_slow_adds_nothing_and_the_database_agrees(standin, use_redis) -> None:
+    """Another worker takes a live run for dead and reaps it: from then on the producer's
+    text and its own end are refused, it stops the model, and the log and the database
+    both say `interrupted`, with the same text."""
+    standin.script(Reply(tokens=[f"w{i} " for i in range(400)], tps=40))
+    run_id = await start(flush_ms=0)
+    log = event_log()
+    await asyncio.to_thread(standin.wait_for, lambda reqs: reqs and reqs[0].tokens_sent >= 10)
+    await run_reap(run_id, log=log, registry=log, who="reaper:elsewhere")
+    got = await asyncio.wait_for(follow(run_id), timeout=5)
+    record = await asyncio.to_thread(standin.wait_closed_early, 0, 5)  # the producer stopped
+    assert record.stream_closed_early and record.tokens_sent < 400
+    await asyncio.sleep(0.3)  # the producer has ended by now
+    logged = await log.read(run_id, 0)
+    assert logged == got
+    assert [e["type"] for e in logged if events.is_terminal(e)] == ["interrupted"]
+    assert [e["seq"] for e in logged] == list(range(1, len(logged) + 1))
+    stored = await ended_reply(run_id)
+    assert stored.status == "interrupted" and stored.content == events.text_of(logged)
+    assert stored.token_count == sum(e["tokens"] for e in logged if events.is_delta(e))
+    assert await log.meta(run_id) is None
+
+
+async def test_a_run_registered_here_without_a_producer_is_ended(use_redis, settings) -> None:
+    """A start interrupted between registering its run and starting its producer (the
+    request was cancelled) leaves no run waiting forever: this worker ends it."""
+    settings.STREAM_REAP_INTERVAL = 0.2
+    settings.STREAM_WORKER_TTL = 0.6
+    manager = run_manager()
+    await manager.ensure_started()
+    user, thread = await make_thread()
+    reply = await Message.objects.acreate(thread=thread, role="assistant", status="streaming")
+    run_id = str(reply.pk)
+    log = event_log()
+    await log.register(run_id, {"worker": manager.worker_id, "owner": user.pk, "thread": str(thread.pk)})
+    await log.append(run_id, [events.started(run_id, 1, thread_id=str(thread.pk), model="m")])
+    got = await asyncio.wait_for(follow(run_id), timeout=5)
+    assert [e["type"] for e in got] == ["started", "interrupted"]
+    assert (await Message.objects.aget(pk=run_id)).status == "interrupted"
+    assert await log.meta(run_id) is None

@@ -9,10 +9,10 @@ from typing import cast
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from .base import Backend, EventLog, Inbox, LogUnavailable, RunRegistry
+from .base import Backend, EventLog, Inbox, LogUnavailable, RunEnded, RunRegistry
 
 __all__ = [
-    "Backend", "EventLog", "Inbox", "LogUnavailable", "RunRegistry", "close_event_logs",
+    "Backend", "EventLog", "Inbox", "LogUnavailable", "RunEnded", "RunRegistry", "close_event_logs",
     "event_log", "run_registry",
 ]
 

@@ -3,7 +3,7 @@
 - `EventLog`: an append-only, replayable log per run, and live delivery of new events to
   listeners in this process (what `subscribe` and the producer use);
 - `RunRegistry`: the live runs and the cluster's chores (who runs what, stop requests,
-  worker heartbeats, orphans, reaping claims), what the run manager uses; and notices to
+  worker heartbeats, orphans), what the run manager uses; and notices to
   the connections watching a thread (`streaming/notify.py`).
 
 A backend class implements both (they share a store) and is chosen by the dotted path in
@@ -23,6 +23,11 @@ logger = logging.getLogger(__name__)
 
 class LogUnavailable(Exception):
     """The event log's store cannot be reached right now (worth retrying)."""
+
+
+class RunEnded(Exception):
+    """The run's end is decided elsewhere (it was sealed, or has ended): the log refused
+    the append, and the producer should stop."""
 
 
 INBOX_LIMIT = 1000  # batches a slow listener may fall behind before it backfills from the log
@@ -81,11 +86,20 @@ class Inbox:
 
 class EventLog(Protocol):
     def append(
-        self, run_id: str, events: list[Event], *, final: bool = False
+        self, run_id: str, events: list[Event], *, final: bool = False, sealed_by: str = ""
     ) -> "asyncio.Future[None]":
         """Append events (already numbered) and deliver them to live listeners everywhere.
         A run's appends are logged in the order they are made, whether or not anyone waits:
-        the future resolves once these events are logged (or fails with `LogUnavailable`)."""
+        the future resolves once these events are logged (or fails with `LogUnavailable`).
+
+        A `final` append ends the run's log: nothing appended after it is logged. Once a
+        run is sealed (`seal`), only its sealer's final append (`sealed_by`) is."""
+
+    async def seal(self, run_id: str, who: str, ttl: float) -> bool:
+        """Decide who ends the run: True if `who` (a producer, or a worker reaping the run)
+        holds the seal, now or already. From then on the log takes nothing but `who`'s
+        terminal event, so whoever reads it after sealing reads the run's final text. A
+        seal that is not followed by a terminal event lapses after `ttl` seconds."""
 
     async def read(self, run_id: str, after_seq: int) -> list[Event]:
         """The logged events with `seq > after_seq`, in order."""
@@ -122,11 +136,10 @@ class RunRegistry(Protocol):
     async def heartbeat(self, worker_id: str, ttl: float) -> None:
         """Say that `worker_id` is alive for the next `ttl` seconds."""
 
-    async def orphaned_runs(self) -> list[str]:
-        """Live runs whose worker has stopped sending heartbeats."""
-
-    async def claim(self, run_id: str, ttl: float) -> bool:
-        """Take the exclusive right to reap `run_id` (one worker wins)."""
+    async def orphaned_runs(self, worker_id: str) -> list[str]:
+        """Live runs that may have lost their producer: those of workers that have stopped
+        sending heartbeats, and those registered to `worker_id` (the caller's own: it
+        knows which of them it still produces)."""
 
     async def announce(self, thread_id: str, message: dict[str, Any]) -> None:
         """Tell the watchers of a thread, in every process, about `message` (at most once:

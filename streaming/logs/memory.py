@@ -11,13 +11,16 @@ from typing import Any
 from django.conf import settings
 
 from ..events import Event
-from .base import Inbox, listening
+from .base import Inbox, RunEnded, listening
+
+ENDED = "ended"  # the seal of a run whose terminal event is logged
 
 
 @dataclass
 class _RunLog:
     events: list[Event] = field(default_factory=list)
     ended_at: float | None = None
+    sealed: str | None = None  # who decides the run's end (see EventLog.seal), or ENDED
 
 
 class MemoryEventLog:
@@ -61,20 +64,28 @@ class MemoryEventLog:
         return log
 
     def append(
-        self, run_id: str, events: list[Event], *, final: bool = False
+        self, run_id: str, events: list[Event], *, final: bool = False, sealed_by: str = ""
     ) -> "asyncio.Future[None]":
-        self._append(run_id, events, final=final)
         done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        if self._append(run_id, events, final=final, sealed_by=sealed_by):
+            done.set_result(None)
+        else:
+            done.set_exception(RunEnded(run_id))
         return done
 
-    def _append(self, run_id: str, events: list[Event], *, final: bool) -> None:
+    def _append(self, run_id: str, events: list[Event], *, final: bool, sealed_by: str) -> bool:
+        """Log what the run takes of `events`; False if it refuses them (its end is decided
+        or logged: see `seal`)."""
         log = self.logs.setdefault(run_id, _RunLog())
+        if log.sealed is not None and (not final or log.sealed != sealed_by):
+            return False
         top = log.events[-1]["seq"] if log.events else 0
         added = [e for e in events if e["seq"] > top]  # a retried append adds nothing
         log.events.extend(added)
         if len(log.events) > self.max_events:
             del log.events[: len(log.events) - self.max_events]
+        if final and added:
+            log.sealed = ENDED
         if final:
             log.ended_at = time.monotonic()
             self._expire()
@@ -82,6 +93,13 @@ class MemoryEventLog:
         if delivered:
             for inbox in self.listeners.get(run_id, ()):
                 inbox.deliver(delivered)
+        return True
+
+    async def seal(self, run_id: str, who: str, ttl: float) -> bool:
+        log = self.logs.setdefault(run_id, _RunLog())
+        if log.sealed is None:
+            log.sealed = who  # one process: a seal lapses only with the process
+        return log.sealed == who
 
     async def read(self, run_id: str, after_seq: int) -> list[Event]:
         log = self._get(run_id)
@@ -125,11 +143,8 @@ class MemoryEventLog:
     async def heartbeat(self, worker_id: str, ttl: float) -> None:
         return None
 
-    async def orphaned_runs(self) -> list[str]:
-        return []  # one process: its runs die with it, and the database sweep covers them
-
-    async def claim(self, run_id: str, ttl: float) -> bool:
-        return True
+    async def orphaned_runs(self, worker_id: str) -> list[str]:
+        return list(self.registry)  # one process: every run is the caller's own
 
     async def announce(self, thread_id: str, message: dict[str, Any]) -> None:
         for callback in list(self.thread_watchers.get(thread_id, ())):

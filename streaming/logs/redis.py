@@ -1,6 +1,7 @@
 """Redis event log and run registry: Redis Streams hold each run's log, one pub/sub
 connection per process fans new events out to that process's listeners, and a hash of
-live runs plus expiring keys hold the registry, heartbeats, stops and reaping claims.
+live runs plus expiring keys hold the registry, heartbeats, stops and the seals of runs
+whose end is being decided.
 
 Appending is group-committed: the appends of all the process's runs made while one round
 trip is in flight go together in the next, one script call that does, per run, XADD per
@@ -29,7 +30,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..events import Event, Logged, decode_event, encode_event
-from .base import Inbox, LogUnavailable, listening
+from .base import Inbox, LogUnavailable, RunEnded, listening
 
 logger = logging.getLogger(__name__)
 
@@ -58,40 +59,58 @@ class _Append:
     events: list[Event]
     final: bool
     future: "asyncio.Future[None]"
+    sealed_by: str = ""
+    refused: bool = False  # the run's end is decided elsewhere
     logged: list[Event] = field(default_factory=list)  # the events with their JSON
 
 
 # KEYS: the runs' log keys. ARGV: maxlen, the live TTL, the retention, whether to publish;
-# then per key: its channel, whether the append is final, the number of events, and per
-# event its stream id and JSON. An id at or below the stream's top is a retry of an event
-# logged already: skipped, and not published again. The events added are published as
-# one message, their JSON joined by newlines (JSON text never contains a raw newline).
-# Returns, per key, a flag per event: 1 if it was added.
+# then per key: its channel, whether the append is final, the number of events, who sealed
+# the run ("" if nobody), and per event its stream id and JSON. An id at or below the
+# stream's top is a retry of an event logged already: skipped, and not published again.
+# A sealed run (`<log key>:end` exists: its end is decided) takes only its sealer's
+# terminal event; once that, or any final append, is logged, the key says `ended` and the
+# run takes nothing more: the log never holds text after its terminal event, nor two of
+# them. The events added are published as one message, their JSON joined by newlines
+# (JSON text never contains a raw newline). Returns, per key, a flag per event: 1 if added,
+# 0 if logged already, -1 if refused because the run's end is decided.
 APPEND_SCRIPT = r"""
 local maxlen, live_ttl, retention = ARGV[1], ARGV[2], ARGV[3]
 local publish = ARGV[4] == '1'
 local a = 5
 local results = {}
 for i, key in ipairs(KEYS) do
-  local channel, final, n = ARGV[a], ARGV[a + 1] == '1', tonumber(ARGV[a + 2])
-  a = a + 3
+  local channel, final, n, who = ARGV[a], ARGV[a + 1] == '1', tonumber(ARGV[a + 2]), ARGV[a + 3]
+  a = a + 4
+  local endkey = key .. ':end'
+  local sealed = redis.call('GET', endkey)
   local added, flags = {}, {}
-  for j = 1, n do
-    local id, data = ARGV[a], ARGV[a + 1]
-    a = a + 2
-    local result = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, id, 'e', data)
-    if type(result) == 'table' and result.err then
-      if not string.find(result.err, 'equal or smaller', 1, true) then
-        return redis.error_reply(result.err)
+  if sealed and (not final or sealed ~= who) then
+    for j = 1, n do
+      flags[j] = -1
+    end
+    a = a + 2 * n
+  else
+    for j = 1, n do
+      local id, data = ARGV[a], ARGV[a + 1]
+      a = a + 2
+      local result = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, id, 'e', data)
+      if type(result) == 'table' and result.err then
+        if not string.find(result.err, 'equal or smaller', 1, true) then
+          return redis.error_reply(result.err)
+        end
+        flags[j] = 0
+      else
+        added[#added + 1] = data
+        flags[j] = 1
       end
-      flags[j] = 0
-    else
-      added[#added + 1] = data
-      flags[j] = 1
+    end
+    redis.call('EXPIRE', key, final and retention or live_ttl)
+    if final and #added > 0 then
+      redis.call('SET', endkey, 'ended', 'EX', retention)
     end
   end
   results[i] = flags
-  redis.call('EXPIRE', key, final and retention or live_ttl)
   if publish and #added > 0 then
     redis.call('PUBLISH', channel, table.concat(added, '\n'))
   end
@@ -145,7 +164,7 @@ class RedisEventLog:
     # The log.
 
     def append(
-        self, run_id: str, events: list[Event], *, final: bool = False
+        self, run_id: str, events: list[Event], *, final: bool = False, sealed_by: str = ""
     ) -> "asyncio.Future[None]":
         """Queue the append for this process's next round trip to Redis."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -156,7 +175,7 @@ class RedisEventLog:
         unsent = self.unsent.pop(run_id, None)
         if unsent:  # events of the run whose append failed: they go first, in order
             events = unsent + events
-        self.pending.append(_Append(run_id, events, final, future))
+        self.pending.append(_Append(run_id, events, final, future, sealed_by))
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.create_task(self._flush_loop(), name="redis-event-appends")
         return future
@@ -190,7 +209,11 @@ class RedisEventLog:
             else:
                 for append in batch:
                     self._deliver_locally(append)
-                    if not append.future.done():
+                    if append.future.done():
+                        continue
+                    if append.refused:
+                        append.future.set_exception(RunEnded(append.run_id))
+                    else:
                         append.future.set_result(None)
             return
 
@@ -225,7 +248,10 @@ class RedisEventLog:
         ]
         for append in batch:
             keys.append(_key("log", append.run_id))
-            args += [_key("run", append.run_id), 1 if append.final else 0, len(append.events)]
+            args += [
+                _key("run", append.run_id), 1 if append.final else 0, len(append.events),
+                append.sealed_by,
+            ]
             append.logged = []
             for event in append.events:
                 raw = encode_event(event)
@@ -235,7 +261,17 @@ class RedisEventLog:
                 append.logged.append(logged)  # type: ignore[arg-type]
         added = await self.append_script(keys=keys, args=args)
         for append, flags in zip(batch, added, strict=True):
-            append.logged = [e for e, flag in zip(append.logged, flags, strict=True) if flag]
+            append.logged = [e for e, flag in zip(append.logged, flags, strict=True) if flag == 1]
+            append.refused = -1 in flags
+
+    async def seal(self, run_id: str, who: str, ttl: float) -> bool:
+        try:
+            key = _key("log", run_id) + ":end"
+            if await self.redis.set(key, who, nx=True, px=int(ttl * 1000)):
+                return True
+            return await self.redis.get(key) == who.encode()  # sealed by `who` already
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise LogUnavailable(str(exc)) from exc
 
     async def read(self, run_id: str, after_seq: int) -> list[Event]:
         rows = await self.redis.xrange(_key("log", run_id), min=f"{after_seq + 1}-0")
@@ -383,18 +419,15 @@ class RedisEventLog:
     async def heartbeat(self, worker_id: str, ttl: float) -> None:
         await self.redis.set(_key("worker", worker_id), 1, px=int(ttl * 1000))
 
-    async def orphaned_runs(self) -> list[str]:
+    async def orphaned_runs(self, worker_id: str) -> list[str]:
         active = await self.redis.hgetall(_key("active", "runs"))
         if not active:
             return []
         workers = {_text(run): json.loads(raw)["worker"] for run, raw in active.items()}
-        names = sorted(set(workers.values()))
-        alive = await self.redis.mget([_key("worker", w) for w in names])
-        dead = {w for w, flag in zip(names, alive, strict=True) if flag is None}
+        names = sorted(set(workers.values()) - {worker_id})
+        alive = await self.redis.mget([_key("worker", w) for w in names]) if names else []
+        dead = {w for w, flag in zip(names, alive, strict=True) if flag is None} | {worker_id}
         return [run for run, worker in workers.items() if worker in dead]
-
-    async def claim(self, run_id: str, ttl: float) -> bool:
-        return bool(await self.redis.set(_key("reap", run_id), 1, nx=True, px=int(ttl * 1000)))
 
     # Notices to the connections watching a thread.
 
