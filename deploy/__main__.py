@@ -68,9 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="nginx's port (default 8000)")
     parser.add_argument("--host", default="127.0.0.1", help="nginx's address (default 127.0.0.1)")
     parser.add_argument("--keep", action="store_true", help="keep logs and configs after stopping")
+    parser.add_argument(
+        "--tls-proxy", action="append", default=[], metavar="ADDRESS",
+        help="a TLS proxy in front of nginx (address or CIDR, repeatable): nginx believes "
+        "its X-Forwarded-For and X-Forwarded-Proto (default: nobody's)",
+    )
     args = parser.parse_args(argv)
     stack = Stack(
-        workers=args.workers, port=args.port, host=args.host, keep=args.keep, create_database=True
+        workers=args.workers, port=args.port, host=args.host, keep=args.keep, create_database=True,
+        tls_proxies=args.tls_proxy,
     )
     print(
         f"==> REDIS_URL={_redact(stack.env['REDIS_URL'])} "

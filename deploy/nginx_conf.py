@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parent / "nginx" / "chat.conf.template"
-PLACEHOLDERS = ("NGINX_UPSTREAM_SERVERS", "NGINX_LISTEN")
+PLACEHOLDERS = ("NGINX_UPSTREAM_SERVERS", "NGINX_LISTEN", "NGINX_TLS_PROXIES")
 
 # What the official nginx image's /etc/nginx/nginx.conf puts around conf.d, with every
 # path inside the stack's directory (nginx's -p prefix), so that any user can run it.
@@ -49,6 +49,12 @@ SERVER_PARAMETERS = "max_fails=1 fail_timeout=5s"
 
 def upstream_servers(ports: list[int]) -> str:
     return " ".join(f"server 127.0.0.1:{port} {SERVER_PARAMETERS};" for port in ports)
+
+
+def tls_proxies(addresses: list[str]) -> str:
+    """NGINX_TLS_PROXIES for TLS proxies at these addresses (or CIDR ranges): the only
+    clients whose X-Forwarded-For and X-Forwarded-Proto nginx believes."""
+    return " ".join(f"{address} 1;" for address in addresses)
 
 
 def find_nginx() -> str:

@@ -21,12 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from .nginx_conf import MAIN_CONF, TEMPLATE, find_nginx, render, upstream_servers
+from .nginx_conf import MAIN_CONF, TEMPLATE, find_nginx, render, tls_proxies, upstream_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/1"
@@ -139,7 +139,10 @@ class Stack:
     `env` is the workers' whole environment (default: this process's), with `REDIS_URL`
     and `DATABASE_URL` defaulting to the local services. Logs, the rendered nginx
     configuration and nginx's runtime files go to `workdir` (default: a new temporary
-    directory, removed by `stop()` unless `keep`)."""
+    directory, removed by `stop()` unless `keep`). The workers listen on loopback only:
+    they believe whoever reaches them about the client's address and scheme, which only
+    nginx may. `tls_proxies`: the addresses of a TLS proxy in front of nginx, whose
+    forwarding headers nginx then believes (none by default: nginx is the edge)."""
 
     def __init__(
         self,
@@ -153,6 +156,7 @@ class Stack:
         migrate: bool = True,
         create_database: bool = False,
         python: str = sys.executable,
+        tls_proxies: Sequence[str] = (),
     ) -> None:
         if workers < 1:
             raise ValueError("at least one worker is needed")
@@ -162,6 +166,7 @@ class Stack:
                 self.env[name] = default
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.port, self.host = port, host
+        self.tls_proxies = list(tls_proxies)
         self.migrate, self.create_database, self.python = migrate, create_database, python
         self.keep = keep or workdir is not None
         self.dir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="chat-stack-"))
@@ -247,6 +252,7 @@ class Stack:
             {
                 "NGINX_UPSTREAM_SERVERS": upstream_servers([w.port for w in self.workers]),
                 "NGINX_LISTEN": listen,
+                "NGINX_TLS_PROXIES": tls_proxies(self.tls_proxies),
             },
         )
 

@@ -1,11 +1,20 @@
 """docker-compose.yml and the Dockerfile, read as data (there is no Docker engine here):
 the services, commands that name real modules and files, health checks and start order,
 settings the project reads, and the one nginx template that compose and the process-level
-twin (deploy/twin.py) both render."""
+twin (deploy/twin.py) both render, run by Debian's nginx in front of a server that echoes
+the headers it gets."""
 
+import contextlib
+import http.client
+import json
 import re
 import shutil
+import signal
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -186,3 +195,91 @@ def test_the_image_builds_assets_then_runs_daphne_as_a_user() -> None:
     assert re.search(r"^STOPSIGNAL SIGTERM$", dockerfile, re.MULTILINE)
     cmd = re.search(r"^CMD (.*)$", dockerfile, re.MULTILINE)[1]
     assert yaml.safe_load(cmd) == SERVICES["web"]["command"]
+
+
+class EchoHeaders(BaseHTTPRequestHandler):
+    """Answers any GET with the request's headers as JSON (lower-cased names)."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({name.lower(): value for name, value in self.headers.items()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def nginx_in_front_of_an_echo(workdir: Path, tls_proxies: list[str]) -> Iterator[int]:
+    """nginx, rendered from the template as the twin renders it, with a header-echoing
+    server as its one worker; yields nginx's port."""
+    echo = ThreadingHTTPServer(("127.0.0.1", 0), EchoHeaders)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    stack = twin.Stack(
+        workers=1, port=twin.free_port(), env={}, workdir=workdir, migrate=False,
+        tls_proxies=tls_proxies,
+    )
+    stack.workers[0].port = echo.server_address[1]
+    nginx = subprocess.Popen(
+        [nginx_conf.find_nginx(), *stack.write_nginx_conf(), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while twin.http_status(stack.port) != 200:
+            assert nginx.poll() is None and time.monotonic() < deadline, twin.tail(workdir / "error.log")
+            time.sleep(0.05)
+        yield stack.port
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(10)
+        echo.shutdown()
+        echo.server_close()
+
+
+def forwarded(port: int, path: str, headers: dict[str, str]) -> dict[str, str | None]:
+    """What the worker behind nginx gets for the forwarding headers of a request."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        assert response.status == 200
+        got = json.loads(response.read())
+    finally:
+        conn.close()
+    names = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-port")
+    return {name: got.get(name) for name in names}
+
+
+FORGED = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"}
+
+
+def test_nginx_overwrites_the_forwarding_headers_clients_send(tmp_path) -> None:
+    """nginx is the edge: the worker hears nginx's own view of the connection (a client
+    on 127.0.0.1, over plain HTTP), on every location, whatever the client claims."""
+    with nginx_in_front_of_an_echo(tmp_path, tls_proxies=[]) as port:
+        mine = {"x-forwarded-for": "127.0.0.1", "x-forwarded-proto": "http", "x-forwarded-port": None}
+        for path in ("/", "/api/threads", "/ws/stream", "/static/chat/app.js", "/healthz"):
+            assert forwarded(port, path, FORGED) == mine, path
+            assert forwarded(port, path, {}) == mine, path
+
+
+def test_nginx_believes_a_tls_proxy_it_is_told_of_and_no_one_else(tmp_path) -> None:
+    """With NGINX_TLS_PROXIES naming it, the proxy's own entry of X-Forwarded-For (the
+    last) and its X-Forwarded-Proto pass; what a client put before them does not."""
+    with nginx_in_front_of_an_echo(tmp_path, tls_proxies=["127.0.0.1"]) as port:
+        via_proxy = {"X-Forwarded-For": "6.6.6.6, 203.0.113.7", "X-Forwarded-Proto": "https"}
+        for path in ("/", "/ws/stream"):
+            assert forwarded(port, path, via_proxy) == {
+                "x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https", "x-forwarded-port": None,
+            }
+        # Anything but http or https for the scheme is nginx's own; no header, its peer's.
+        assert forwarded(port, "/", {"X-Forwarded-Proto": "javascript"}) == {
+            "x-forwarded-for": "127.0.0.1", "x-forwarded-proto": "http", "x-forwarded-port": None,
+        }
+    with nginx_in_front_of_an_echo(tmp_path, tls_proxies=["10.9.9.9", "192.0.2.0/24"]) as port:
+        assert forwarded(port, "/", FORGED)["x-forwarded-for"] == "127.0.0.1"
+        assert forwarded(port, "/", FORGED)["x-forwarded-proto"] == "http"

@@ -38,6 +38,7 @@ WORKER_TTL = 1.5
 REAP_INTERVAL = 0.3
 DRAIN_SECONDS = 6
 WRITE_RETRY_SECONDS = 15  # streaming/producer.py: how long appends are retried
+LOGIN_FAILURES_PER_ADDRESS = 5  # an hour's worth, so that no window ends mid-test
 TERMINAL = {"completed", "stopped", "failed", "interrupted"}
 
 
@@ -99,6 +100,7 @@ def stack_env(standin_server, redis_server: RedisServer) -> dict[str, str]:
         STREAM_IDLE_CHECK_SECONDS="1",
         STREAM_DRAIN_SECONDS=str(DRAIN_SECONDS),
         DATABASE_POOL_SIZE="3",
+        LOGIN_FAILURES_PER_ADDRESS=f"{LOGIN_FAILURES_PER_ADDRESS}/h",
     )
 
 
@@ -293,6 +295,28 @@ async def test_kill_9_of_the_producing_worker_ends_its_run_interrupted(stack: St
     assert reply.content == text_of(got) and reply.content.startswith("w0 w1 w2 ")
     # nginx sends what would have gone to the dead worker to the live one.
     assert [http_status(stack.port) for _ in range(4)] == [200] * 4
+
+
+def test_forwarding_headers_a_client_forges_stop_at_nginx(stack: Stack) -> None:
+    """A client's own X-Forwarded-For and X-Forwarded-Proto do not reach Django: it sees
+    the address nginx saw (so every forged address counts against the same per-address
+    log-in limit) and the scheme nginx served (so an Origin claiming https fails the CSRF
+    check of a plain-HTTP request)."""
+    with httpx.Client(base_url=stack.url, timeout=30) as http:
+        assert http.get("/accounts/login/").status_code == 200
+        token = http.cookies["csrftoken"]
+
+        def log_in(address: str, scheme: str) -> int:
+            headers = {
+                "X-Forwarded-For": address, "X-Forwarded-Proto": "https",
+                "Origin": f"{scheme}://127.0.0.1:{stack.port}",
+            }
+            form = {"csrfmiddlewaretoken": token, "username": f"nobody-{address}", "password": "x"}
+            return http.post("/accounts/login/", data=form, headers=headers).status_code
+
+        assert log_in("6.6.6.6", "https") == 403  # Django saw http: not its own origin
+        statuses = [log_in(f"6.6.6.{i}", "http") for i in range(LOGIN_FAILURES_PER_ADDRESS + 1)]
+    assert statuses == [200] * LOGIN_FAILURES_PER_ADDRESS + [429]
 
 
 async def test_sigterm_of_the_producing_worker_hands_its_websocket_over_through_nginx(
