@@ -560,6 +560,7 @@ def run_mode(
         "AGENT_API": "responses",
         "STREAM_LOG_BACKEND": BACKENDS[mode],
         "STREAM_FLUSH_MS": str(args.flush_ms),
+        "CHAT_GUESTS_PER_ADDRESS": "1000000/h",  # every run has a guest of its own
         "LOG_LEVEL": "INFO",
         **dict(item.split("=", 1) for item in args.worker_env),
     }

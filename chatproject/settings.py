@@ -192,6 +192,10 @@ OFFLINE_MODEL_TPS = env.float("OFFLINE_MODEL_TPS", default=40.0)
 
 # The chat.
 CHAT_ALLOW_GUESTS = env.bool("CHAT_ALLOW_GUESTS", default=True)
+# New guests per client address (django-ratelimit's rate syntax, counted on the cache):
+# beyond it a visitor from that address is asked to log in, so an anonymous client cannot
+# mint itself fresh per-user quotas.
+CHAT_GUESTS_PER_ADDRESS = env.str("CHAT_GUESTS_PER_ADDRESS", default="60/h")
 CHAT_MAX_MESSAGE_BYTES = env.int("CHAT_MAX_MESSAGE_BYTES", default=32 * 1024)
 CHAT_MAX_CONCURRENT_RUNS = env.int("CHAT_MAX_CONCURRENT_RUNS", default=3)
 CHAT_MESSAGES_PER_MINUTE = env.int("CHAT_MESSAGES_PER_MINUTE", default=20)

@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from . import drain, errors, notify, runs, selectors
-from .guests import guest_user_create
+from .guests import TooManyGuests, guest_user_create
 from .inputs import BadRequest, client_id_field, json_object, message_text, run_options, seq_field
 from .models import User
 from .transports.websocket import DEFAULT_WIRE, Followers
@@ -60,10 +60,17 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def identity(self) -> User:
         """The connection's user. A client that never loaded a page (no session) gets a
-        guest of its own with its first command: a connection that only idles costs no
-        user row."""
+        guest of its own with its first command (a connection that only idles costs no user
+        row), within its address's budget of new guests. That guest lives as long as the
+        connection: a WebSocket cannot set a cookie, and giving an identity to a session
+        key the server did not just issue would let whoever planted the key share it. The
+        chat page always has its session, and guest, before it connects."""
         if self.user is None:
-            self.user = await guest_user_create()
+            client = self.scope.get("client") or ("", 0)
+            try:
+                self.user = await guest_user_create(client[0])
+            except TooManyGuests:
+                raise runs.RunRefused(errors.TOO_MANY_GUESTS) from None
         return self.user
 
     async def _send_text(self, text: str) -> None:

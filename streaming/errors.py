@@ -1,6 +1,7 @@
 """What the project tells clients when it cannot do what they asked: one wording each."""
 
 LOGIN_REQUIRED = "Log in to chat."
+TOO_MANY_GUESTS = "Too many new guests from your address; log in or sign up, or try again later."
 NO_THREAD = "No such conversation."
 NO_RUN = "No such reply."
 NO_MESSAGE = "No such message."

@@ -1,13 +1,21 @@
-"""Guest access: a visitor without an account gets a real user bound to their session."""
+"""Guest access: a visitor without an account gets a real user bound to their session.
+
+A guest is made only for a request that reaches one of the site's own views (a page that
+does not exist, static files, the admin and the account pages make none), and at most
+`CHAT_GUESTS_PER_ADDRESS` per client address: beyond that the visitor is asked to log in,
+so that an anonymous client cannot mint itself users, and fresh per-user quotas, at will.
+"""
 
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import alogin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
+from django_ratelimit.core import is_ratelimited
 
-from . import services
+from . import errors, services
 from .models import User
 
 # Paths that never need a chat identity: they must not mint guest users.
@@ -15,8 +23,34 @@ EXEMPT_PREFIXES = ("/admin/", "/static/", "/accounts/", "/healthz", "/favicon.ic
 AUTH_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
-async def guest_user_create() -> User:
+class TooManyGuests(Exception):
+    """The client's address has had its share of new guests for now."""
+
+
+def _counted(address: str) -> bool:
+    """Count one more new guest for `address`; False if that is over its rate."""
+    return not is_ratelimited(
+        None, group="guests-per-address", key=lambda group, request: address,
+        rate=settings.CHAT_GUESTS_PER_ADDRESS, increment=True,
+    )
+
+
+async def guest_user_create(address: str) -> User:
+    """A new guest user for a visitor from `address`; `TooManyGuests` past the rate."""
+    if not await sync_to_async(_counted)(address):
+        raise TooManyGuests(address)
     return await sync_to_async(services.guest_user_create)()
+
+
+def _chat_view(path: str) -> bool:
+    """Whether `path` is one of the site's own views (not a 404, not an exempt prefix)."""
+    if path.startswith(EXEMPT_PREFIXES):
+        return False
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
 
 
 class GuestMiddleware:
@@ -31,10 +65,13 @@ class GuestMiddleware:
             markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        if settings.CHAT_ALLOW_GUESTS and not request.path.startswith(EXEMPT_PREFIXES):
+        if settings.CHAT_ALLOW_GUESTS and _chat_view(request.path_info):
             user = await request.auser()
             if not user.is_authenticated:
-                user = await guest_user_create()
+                try:
+                    user = await guest_user_create(request.META.get("REMOTE_ADDR", ""))
+                except TooManyGuests:
+                    return _too_many(request)
                 await alogin(request, user, backend=AUTH_BACKEND)
                 request.user = guest = user
 
@@ -43,3 +80,11 @@ class GuestMiddleware:
 
                 request.auser = auser
         return await self.get_response(request)
+
+
+def _too_many(request: HttpRequest) -> HttpResponse:
+    """429: to the API as JSON, to a browser as a short page with the way out."""
+    if request.path.startswith(("/api/", "/chatkit")):
+        return JsonResponse({"error": errors.TOO_MANY_GUESTS}, status=429)
+    page = f'<!doctype html><title>Too many guests</title><p>{errors.TOO_MANY_GUESTS}</p><p><a href="/accounts/login/">Log in</a> · <a href="/accounts/signup/">Sign up</a></p>'
+    return HttpResponse(page, status=429)

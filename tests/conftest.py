@@ -23,10 +23,16 @@ __all__ = ["free_port"]  # tests import it from here
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Tests make many guests from 127.0.0.1; the budget per address is tested on its own.
+GUEST_BUDGET = "1000000/h"
+
+
 @pytest.fixture(autouse=True)
 def _fast_offline_model(settings) -> None:
-    """Tests do not wait for the offline model's human-friendly pacing."""
+    """Tests do not wait for the offline model's human-friendly pacing, nor run out of
+    guests from their one address."""
     settings.OFFLINE_MODEL_TPS = 0
+    settings.CHAT_GUESTS_PER_ADDRESS = GUEST_BUDGET
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +127,7 @@ def daphne_env(**overrides: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="chatproject.settings",
         DATABASE_URL=test_database_url(),
         OFFLINE_MODEL_TPS="0",
+        CHAT_GUESTS_PER_ADDRESS=GUEST_BUDGET,
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)

@@ -1,5 +1,6 @@
 """Guest access: a visitor gets a real guest user at once, isolated like anyone else."""
 
+import asyncio
 import json
 
 import pytest
@@ -111,3 +112,55 @@ def test_log_in_and_log_out() -> None:
     assert client.post(reverse("logout")).status_code == 302
     client.get("/")
     assert client.get("/").context["user"].is_guest
+
+
+def test_pages_that_do_not_exist_and_static_files_make_no_guests() -> None:
+    for index in range(50):
+        client = Client()
+        assert client.get(f"/no-such-page-{index}").status_code == 404
+        assert client.get(f"/api/no-such-endpoint-{index}").status_code == 404
+        client.get("/static/nothing.css")
+        client.get("/favicon.ico")
+    assert User.objects.count() == 0
+
+
+def test_new_guests_per_address_are_limited_and_existing_guests_unaffected(settings) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.CHAT_GUESTS_PER_ADDRESS = "3/h"
+    first = Client()
+    assert first.get("/").status_code == 200
+    for _ in range(2):
+        assert Client().get("/").status_code == 200
+    page = Client().get("/")
+    assert page.status_code == 429 and "Too many new guests" in page.content.decode()
+    api = Client().post("/api/threads", data={}, content_type="application/json")
+    assert api.status_code == 429
+    assert api.json() == {"error": "Too many new guests from your address; log in or sign up, or try again later."}
+    assert User.objects.count() == 3
+    assert first.post("/api/threads", data={}, content_type="application/json").status_code == 201
+    assert Client(REMOTE_ADDR="10.1.2.3").get("/").status_code == 200  # another address
+    assert User.objects.count() == 4
+
+
+async def test_a_websocket_guest_counts_against_the_address_budget(settings) -> None:
+    from django.core.cache import cache
+
+    from tests.test_websocket import socket
+
+    await asyncio.to_thread(cache.clear)
+    settings.CHAT_GUESTS_PER_ADDRESS = "1/h"
+    settings.OPENAI_API_KEY = ""
+    async with socket() as ws:  # an idle connection makes no guest
+        pass
+    async with socket() as ws:
+        await ws.send_json_to({"command": "watch", "thread_id": "none"})
+        assert (await ws.receive_json_from(timeout=5))["error"] == "No such conversation."
+    async with socket() as ws:
+        await ws.send_json_to({"command": "start", "message": "hi"})
+        refused = await ws.receive_json_from(timeout=5)
+        assert refused["code"] == "rate_limited" and "Too many new guests" in refused["error"]
+        await ws.send_json_to({"command": "watch", "thread_id": "none"})  # still open
+        assert (await ws.receive_json_from(timeout=5))["code"] == "rate_limited"
+    assert await User.objects.acount() == 1
