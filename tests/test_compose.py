@@ -151,11 +151,20 @@ def test_nginx_renders_the_repositorys_template_with_docker_dns() -> None:
 
 def test_the_template_keeps_streams_flowing() -> None:
     text = nginx_conf.TEMPLATE.read_text()
-    assert "proxy_next_upstream error timeout http_502 http_503 non_idempotent;" in text
+    assert "proxy_next_upstream error timeout http_502 http_503;" in text
     assert "proxy_buffering off;" in text and "proxy_read_timeout 1h;" in text
     ws = re.search(r"location /ws/ \{(.*?)\}", text, re.DOTALL)
     assert ws and "proxy_set_header Upgrade $http_upgrade;" in ws[1]
     assert "proxy_set_header Connection $connection_upgrade;" in ws[1]
+
+
+def test_nginx_never_sends_a_post_a_worker_received_to_another() -> None:
+    """A worker that fails mid-request may have acted on it: only a request that reached no
+    worker, or an idempotent one, is tried again elsewhere (docs/deploy.md, Retries)."""
+    text = nginx_conf.TEMPLATE.read_text()
+    retries = re.findall(r"^\s*proxy_next_upstream\s+([^;]*);", text, re.MULTILINE)
+    assert len(retries) == 2  # the server's, and /ws/'s (which adds a refused handshake)
+    assert all("non_idempotent" not in conditions.split() for conditions in retries)
 
 
 def test_the_twin_renders_the_template_compose_mounts(tmp_path) -> None:

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from deploy.twin import Stack, Worker, http_status
 from streaming.logs.redis import RedisEventLog
-from streaming.models import Message
+from streaming.models import Message, Thread
 from tests.conftest import ROOT, daphne_env, free_port, guest_session, start_run_over
 from tests.sse import parse_sse
 from tests.standin import Reply
@@ -362,6 +362,48 @@ async def test_sigterm_of_the_producing_worker_hands_its_websocket_over_through_
     assert await asyncio.to_thread(producer.wait, DRAIN_SECONDS + 10) == 0
     reply = await Message.objects.aget(pk=run_id)
     assert reply.status == "completed" and reply.content == "".join(tokens)
+
+
+async def test_a_post_that_a_draining_worker_refuses_goes_back_to_its_client_to_retry(
+    stack: Stack, standin, cookies
+) -> None:
+    """nginx sends no POST a second time once a worker has received it (that worker may
+    have acted on it): a draining worker's 503 reaches the client, with Retry-After, and
+    did nothing; the client's retry after it lands on a worker that serves. GETs are
+    retried by nginx itself."""
+    standin.script(Reply(tokens=[f"w{i} " for i in range(120)], tps=40))  # keeps it draining
+    one, two = stack.workers
+    await start_run(one.url, cookies)
+    one.terminate()
+    deadline = time.monotonic() + 5
+    while http_status(one.port) != 503:
+        assert time.monotonic() < deadline, "worker one did not start draining"
+        await asyncio.sleep(0.05)
+
+    statuses: list[int] = []
+    before = await Thread.objects.acount()
+    async with client(stack.url, cookies) as http:
+        # POSTs first: a GET that met the draining worker would rest it (fail_timeout).
+        for _ in range(6):  # round robin: some land on the draining worker
+            response = await http.post("/api/threads", json={})
+            statuses.append(response.status_code)
+            if response.status_code == 503:
+                assert response.headers["Retry-After"] == "1"
+                assert response.json() == {"error": "This server is restarting; retry."}
+                await asyncio.sleep(1)  # as the page does: retry after Retry-After
+                response = await http.post("/api/threads", json={})
+                for _ in range(5):
+                    if response.status_code != 503:
+                        break
+                    await asyncio.sleep(1)
+                    response = await http.post("/api/threads", json={})
+                assert response.status_code == 201
+        after = await Thread.objects.acount()
+        # GETs: retried on the other worker by nginx itself.
+        assert [(await http.get("/healthz")).status_code for _ in range(4)] == [200] * 4
+    assert 503 in statuses and 201 in statuses
+    assert after - before == 6  # one thread per POST answered 201: none twice, none lost
+    assert await asyncio.to_thread(one.wait, DRAIN_SECONDS + 10) == 0
 
 
 def test_the_chat_page_through_nginx_keeps_a_reply_whole_when_its_worker_restarts(
