@@ -11,22 +11,42 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
-from django.http.request import split_domain_port, validate_host
 from django.middleware.csrf import CsrfViewMiddleware
+from django.utils.http import is_same_domain
 from django.views.decorators.csrf import csrf_exempt
 
 View = Callable[..., Awaitable[HttpResponse]]
 
 
 def _same_site(request: HttpRequest) -> bool:
-    source = request.headers.get("Origin") or request.headers.get("Referer")
-    if not source:
+    """Whether the request's Origin (else its Referer's origin) is this site: the request's
+    own scheme, host and port, or one of `CSRF_TRUSTED_ORIGINS` (where `*.` matches any
+    subdomain, as in Django's CSRF check). A request naming neither is not cross-site."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        referer = request.headers.get("Referer")
+        if not referer:
+            return True
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    try:
+        if origin == f"{request.scheme}://{request.get_host()}":
+            return True
+    except DisallowedHost:
+        pass
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
         return True
-    netloc = urlsplit(source).netloc
-    trusted = {urlsplit(o).netloc for o in settings.CSRF_TRUSTED_ORIGINS}
-    domain, _ = split_domain_port(netloc)
-    return netloc in trusted or bool(domain and validate_host(domain, settings.ALLOWED_HOSTS))
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    return any(
+        is_same_domain(parts.netloc, urlsplit(trusted).netloc[1:])
+        for trusted in settings.CSRF_TRUSTED_ORIGINS
+        if "*" in trusted and urlsplit(trusted).scheme == parts.scheme
+    )
 
 
 _csrf = CsrfViewMiddleware(lambda request: HttpResponse())

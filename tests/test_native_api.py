@@ -421,8 +421,7 @@ async def test_json_posts_need_no_csrf_token_unless_cross_site(settings) -> None
     token = client.cookies["csrftoken"].value
 
     # Same-site or no Origin/Referer: accepted without a token.
-    for headers in ({}, {"Origin": "http://testserver"}, {"Origin": "http://localhost:8000"},
-                    {"Referer": "http://127.0.0.1/t/x"}):  # fmt: skip
+    for headers in ({}, {"Origin": "http://testserver"}, {"Referer": "http://testserver/t/x"}):
         status, thread = await call(client, "post", "/api/threads", {"title": "ok"}, **headers)
         assert status == 201, headers
     status, started = await call(client, "post", f"/api/threads/{thread['id']}/messages", {"message": "hi"})
@@ -444,7 +443,8 @@ async def test_json_posts_need_no_csrf_token_unless_cross_site(settings) -> None
     for method, url in targets:
         send = getattr(client, method)
         for headers in ({"Origin": "http://evil.example"}, {"Referer": "http://evil.example/page"},
-                        {"Origin": "null"}):  # fmt: skip
+                        {"Origin": "null"}, {"Origin": "https://testserver"}, {"Origin": "http://testserver:8080"},
+                        {"Origin": "http://localhost:8000"}, {"Referer": "http://127.0.0.1/t/x"}):  # fmt: skip
             response = await send(url, data=body, content_type="application/json", headers=headers)
             assert response.status_code == 403, (url, headers)
         # A valid token does not make a cross-site origin acceptable.
@@ -465,6 +465,20 @@ async def test_json_posts_need_no_csrf_token_unless_cross_site(settings) -> None
         headers={"X-CSRFToken": token},
     )
     assert response.status_code == 400 and "not valid JSON" in json.loads(response.content)["error"]
+
+
+async def test_json_posts_from_trusted_origins_need_no_token_and_scheme_and_port_count(settings) -> None:
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com", "https://*.example.org"]
+    settings.ALLOWED_HOSTS = [".example.com", "testserver"]
+    client = AsyncClient(enforce_csrf_checks=True)
+    assert (await client.get("/")).status_code == 200
+    for origin, status in [
+        ("https://chat.example.com", 201), ("https://a.example.org", 201), ("https://example.net", 403),
+        ("http://chat.example.com", 403), ("https://chat.example.com:8443", 403),
+        ("https://evil.example.com", 403),  # an allowed host is not a trusted origin
+    ]:
+        response = await client.post("/api/threads", data="{}", content_type="application/json", headers={"Origin": origin})
+        assert response.status_code == status, origin
 
 
 async def test_a_quiet_stream_sends_heartbeat_comments(standin, settings) -> None:
