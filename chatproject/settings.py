@@ -199,6 +199,7 @@ CHAT_GUESTS_PER_ADDRESS = env.str("CHAT_GUESTS_PER_ADDRESS", default="60/h")
 CHAT_MAX_MESSAGE_BYTES = env.int("CHAT_MAX_MESSAGE_BYTES", default=32 * 1024)
 CHAT_MAX_CONCURRENT_RUNS = env.int("CHAT_MAX_CONCURRENT_RUNS", default=3)
 CHAT_MESSAGES_PER_MINUTE = env.int("CHAT_MESSAGES_PER_MINUTE", default=20)
+CHAT_THREADS_PER_HOUR = env.int("CHAT_THREADS_PER_HOUR", default=60)
 
 # ChatKit: a hosted workflow (session tokens) or this server's own ChatKit endpoint.
 CHATKIT_BACKEND = env.str("CHATKIT_BACKEND", default="auto")  # auto, hosted, self, off

@@ -26,6 +26,10 @@ NO_METRICS: Metrics = {
 }
 
 
+class LimitReached(Exception):
+    """The user may not start a run or a conversation now; the message says why."""
+
+
 def guest_user_create() -> User:
     """A guest user (no usable password), bound to a browser session by its caller."""
     user = User(username=f"guest-{uuid.uuid4().hex[:16]}", is_guest=True)
@@ -35,7 +39,19 @@ def guest_user_create() -> User:
 
 
 def thread_create(*, owner: User, title: str = "", external_id: str | None = None) -> Thread:
+    """A new thread; `LimitReached` if `owner` has started `CHAT_THREADS_PER_HOUR` already."""
+    refusal = _thread_limit_refusal(owner)
+    if refusal:
+        raise LimitReached(refusal)
     return Thread.objects.create(owner=owner, title=title, external_id=external_id)
+
+
+def _thread_limit_refusal(user: User) -> str:
+    per_hour = settings.CHAT_THREADS_PER_HOUR
+    since = timezone.now() - timedelta(hours=1)
+    if Thread.objects.filter(owner=user, created_at__gte=since).count() >= per_hour:
+        return f"You can start at most {per_hour} conversations an hour; try again later."
+    return ""
 
 
 def thread_for_external_id(*, owner: User, external_id: str) -> Thread:
@@ -53,10 +69,6 @@ def thread_rename(*, thread: Thread, title: str) -> Thread:
 def thread_delete(*, thread: Thread) -> None:
     """Delete a thread with its messages."""
     thread.delete()
-
-
-class LimitReached(Exception):
-    """The user may not start a run now; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +101,7 @@ def run_admit(
     `LimitReached`, or `IntegrityError` if a reply with `client_id` exists; either way
     nothing is saved."""
     User.objects.select_for_update().filter(pk=owner.pk).values_list("pk").get()
-    refusal = _limit_refusal(owner)
+    refusal = _limit_refusal(owner) or (_thread_limit_refusal(owner) if thread is None else "")
     if refusal:
         raise LimitReached(refusal)
     created = thread is None

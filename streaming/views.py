@@ -80,7 +80,10 @@ async def threads(request: HttpRequest) -> HttpResponse:
         title = title_field(json_body(request), required=False)
     except BadRequest as exc:
         return json_error(str(exc))
-    thread = await sync_to_async(services.thread_create)(owner=user, title=title)
+    try:
+        thread = await sync_to_async(services.thread_create)(owner=user, title=title)
+    except services.LimitReached as exc:
+        return json_error(str(exc), status=429)
     return JsonResponse(thread_json(thread), status=201)
 
 

@@ -411,6 +411,21 @@ async def test_limits_answer_429_with_a_clear_message(standin, settings) -> None
     assert await Message.objects.filter(role="user").acount() == 2
 
 
+async def test_conversations_started_an_hour_are_limited_whichever_way_they_start(settings) -> None:
+    settings.CHAT_THREADS_PER_HOUR = 2
+    settings.OPENAI_API_KEY = ""
+    client = await guest()
+    assert (await call(client, "post", "/api/threads", {}))[0] == 201
+    started = await client.post("/api/stream/message", data=json.dumps({"message": "hi"}), content_type="application/json")
+    assert started.status_code == 200
+    await pieces(started)
+    refusal = {"error": "You can start at most 2 conversations an hour; try again later."}
+    assert await call(client, "post", "/api/threads", {}) == (429, refusal)
+    refused = await client.post("/api/stream/message", data=json.dumps({"message": "hi"}), content_type="application/json")
+    assert refused.status_code == 429 and json.loads(refused.content)["error"] == refusal["error"]
+    assert await Thread.objects.acount() == 2
+
+
 # The JSON CSRF rule.
 
 
