@@ -17,6 +17,10 @@ from django.conf import settings
 from .events import Event, is_terminal
 from .logs import EventLog, Inbox, event_log
 
+# The backlog is read a page at a time: a follower holds at most this many events of it,
+# however long the run, and reads the next page once it has passed these on.
+READ_PAGE = 500
+
 
 class RunNotFound(Exception):
     """The run's log does not exist (never started, or past its retention window)."""
@@ -50,7 +54,7 @@ class Subscription:
             self.inbox = inbox
             if self.woken:
                 inbox.wake()
-            pending, from_log = await log.read(run_id, last), True
+            pending, from_log = await log.read(run_id, last, limit=READ_PAGE), True
             if not pending and await _ended(log, run_id, last):
                 return
             while True:
@@ -65,6 +69,9 @@ class Subscription:
                     if is_terminal(event):
                         return
                 else:
+                    if from_log and len(pending) == READ_PAGE:  # more backlog: the next page
+                        pending = await log.read(run_id, last, limit=READ_PAGE)
+                        continue
                     batch = await inbox.get(wait=self.idle)
                     if batch is not None and batch[0]["seq"] <= last + 1:
                         pending, from_log = batch, False
@@ -73,7 +80,7 @@ class Subscription:
                         yield None  # quiet, or woken: the follower may act
                         if await _ended(log, run_id, last):
                             return
-                pending, from_log = await log.read(run_id, last), True
+                pending, from_log = await log.read(run_id, last, limit=READ_PAGE), True
 
 
 async def subscribe(

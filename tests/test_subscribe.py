@@ -173,3 +173,28 @@ async def test_resuming_after_the_terminal_event_ends_without_yielding(logs: Log
     async with asyncio.timeout(BOUND):  # LONG_IDLE: it must end without an idle re-read
         assert await collect(run, logged[-1]["seq"], log) == []
         assert await collect(run, logged[-1]["seq"] + 5, log) == []
+
+
+async def test_a_long_backlog_is_read_a_page_at_a_time(logs: Logs, monkeypatch) -> None:
+    """A follower of a long run never holds more than a page of its backlog: resuming
+    from the start of 1,234 events reads pages of at most READ_PAGE, and loses nothing."""
+    from streaming import subscribe as module
+
+    log = logs.make()
+    run = logs.name()
+    logged = run_events(run, [f"t{i} " for i in range(1232)])
+    await log.append(run, logged[:-1])
+    await log.append(run, logged[-1:], final=True)
+    read = log.read
+    pages: list[int] = []
+
+    async def spy(run_id: str, after_seq: int, *, limit: int | None = None) -> list[Event]:
+        found = await read(run_id, after_seq, limit=limit)
+        pages.append(len(found))
+        assert limit == module.READ_PAGE
+        return found
+
+    monkeypatch.setattr(log, "read", spy)
+    got = await asyncio.wait_for(collect(run, 0, log), BOUND)
+    assert got == logged and len(got) == 1234
+    assert pages == [500, 500, 234]

@@ -101,8 +101,8 @@ class EventLog(Protocol):
         terminal event, so whoever reads it after sealing reads the run's final text. A
         seal that is not followed by a terminal event lapses after `ttl` seconds."""
 
-    async def read(self, run_id: str, after_seq: int) -> list[Event]:
-        """The logged events with `seq > after_seq`, in order."""
+    async def read(self, run_id: str, after_seq: int, *, limit: int | None = None) -> list[Event]:
+        """The logged events with `seq > after_seq`, in order; the first `limit` of them."""
 
     async def last(self, run_id: str) -> Event | None:
         """The run's newest logged event, or None if there is no log."""

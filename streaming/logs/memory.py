@@ -101,12 +101,13 @@ class MemoryEventLog:
             log.sealed = who  # one process: a seal lapses only with the process
         return log.sealed == who
 
-    async def read(self, run_id: str, after_seq: int) -> list[Event]:
+    async def read(self, run_id: str, after_seq: int, *, limit: int | None = None) -> list[Event]:
         log = self._get(run_id)
         if log is None or not log.events:
             return []
         # Sequence numbers are contiguous, so the slice start is arithmetic.
-        return log.events[max(0, after_seq - log.events[0]["seq"] + 1) :]
+        start = max(0, after_seq - log.events[0]["seq"] + 1)
+        return log.events[start : None if limit is None else start + limit]
 
     async def last(self, run_id: str) -> Event | None:
         log = self._get(run_id)

@@ -273,8 +273,8 @@ class RedisEventLog:
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise LogUnavailable(str(exc)) from exc
 
-    async def read(self, run_id: str, after_seq: int) -> list[Event]:
-        rows = await self.redis.xrange(_key("log", run_id), min=f"{after_seq + 1}-0")
+    async def read(self, run_id: str, after_seq: int, *, limit: int | None = None) -> list[Event]:
+        rows = await self.redis.xrange(_key("log", run_id), min=f"{after_seq + 1}-0", count=limit)
         return _events(rows)
 
     async def last(self, run_id: str) -> Event | None:
