@@ -292,3 +292,27 @@ def test_nginx_believes_a_tls_proxy_it_is_told_of_and_no_one_else(tmp_path) -> N
     with nginx_in_front_of_an_echo(tmp_path, tls_proxies=["10.9.9.9", "192.0.2.0/24"]) as port:
         assert forwarded(port, "/", FORGED)["x-forwarded-for"] == "127.0.0.1"
         assert forwarded(port, "/", FORGED)["x-forwarded-proto"] == "http"
+
+
+def statuses(port: int, count: int, headers: dict[str, str]) -> list[int]:
+    """The statuses of `count` requests for the chat page sent back to back."""
+    got = []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        for _ in range(count):
+            conn.request("GET", "/", headers=headers)
+            response = conn.getresponse()
+            response.read()
+            got.append(response.status)
+    finally:
+        conn.close()
+    return got
+
+
+def test_nginx_limits_requests_without_a_session_per_address(tmp_path) -> None:
+    """A client without a session gets a burst of 50 and then 429s from nginx itself; a
+    client with one is not held to that (its limit is ten times higher)."""
+    with nginx_in_front_of_an_echo(tmp_path, tls_proxies=[]) as port:
+        anonymous = statuses(port, 120, {})
+        assert anonymous[:50] == [200] * 50 and anonymous.count(429) >= 60
+        assert statuses(port, 120, {"Cookie": "sessionid=abc"}) == [200] * 120
