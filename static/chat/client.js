@@ -556,8 +556,9 @@ export class ChatClient {
   // body) and the CSRF token; resolves with the JSON answer (null for a 204, {} for another
   // answer without JSON), or throws an Error with `status` and `data`.
   // A 503 is retried (the request was not processed: safe whatever the method, even for a
-  // new message); so is a network failure of a message with a `client_id` (a retry cannot
-  // start it twice).
+  // new message); so are a network failure and a 502 (its worker died mid-request; nginx
+  // does not send it to another) of a message with a `client_id`: a retry cannot start it
+  // twice.
   async request(path, body, { method = "POST" } = {}) {
     const sendsBody = body !== undefined && method !== "GET" && method !== "HEAD";
     const headers = { Accept: "application/json", "X-CSRFToken": this.csrfToken };
@@ -579,6 +580,10 @@ export class ChatClient {
       if (response.ok && response.status === 204) return null;
       const data = await response.json().catch(() => ({}));
       if (response.ok) return data;
+      if (response.status === 502 && body?.client_id && attempt < UNAVAILABLE_RETRIES) {
+        await new Promise((resolve) => this.setTimeout(resolve, backoffDelay(attempt, this.backoff)));
+        continue;
+      }
       if (response.status === 503 && attempt < UNAVAILABLE_RETRIES) {
         const seconds = Number(response.headers?.get?.("Retry-After"));
         const delay = seconds > 0 ? seconds * 1000 : backoffDelay(attempt, this.backoff);

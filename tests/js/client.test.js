@@ -916,3 +916,25 @@ test("request(): a 503 is retried for PATCH and DELETE too; a network failure of
   const offline = new ChatClient({ fetch: async () => { throw new TypeError("Failed to fetch"); }, ...fakeClock() });
   await assert.rejects(offline.request("/api/threads/t1", { title: "T" }, { method: "PATCH" }), TypeError);
 });
+
+test("request(): a 502 (a worker that died mid-request) is retried for a message with a client_id only", async () => {
+  const clock = fakeClock();
+  const bodies = [];
+  let failing = 1;
+  const badGateway = { ok: false, status: 502, headers: new Headers(), json: async () => ({}) };
+  const fetch = async (url, init) => {
+    bodies.push(init.body);
+    if (failing-- > 0) return badGateway;
+    return json({ run_id: "r1", thread_id: "t1" });
+  };
+  const client = new ChatClient({ fetch, random: () => 0, ...clock });
+  const sending = client.request("/api/threads/t1/messages", { message: "Hi", client_id: "c1" });
+  await flush();
+  await clock.tick();
+  assert.deepEqual(await sending, { run_id: "r1", thread_id: "t1" });
+  assert.equal(bodies.length, 2);
+  assert.equal(bodies[0], bodies[1], "the same client_id on the retry");
+
+  const plain = new ChatClient({ fetch: async () => badGateway, ...fakeClock() });
+  await assert.rejects(plain.request("/api/threads", {}), { status: 502 });
+});
