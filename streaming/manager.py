@@ -22,6 +22,7 @@ from . import events, services
 from .logs import EventLog, RunEnded, RunRegistry, event_log, run_registry
 from .models import Message
 from .producer import INTERRUPTED_ERROR, SEAL_SECONDS, Producer, RunOptions
+from .structured_logs import run_fields
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,9 @@ async def run_reap(run_id: str, *, log: EventLog, registry: RunRegistry, who: st
     with contextlib.suppress(RunEnded):  # the seal lapsed and another worker ended it
         await log.append(run_id, [terminal], final=True, sealed_by=who)
     await registry.unregister(run_id)
-    logger.warning("run %s: its producer is gone; ended %s", run_id, ending.status)
+    logger.warning(
+        "run %s: its producer is gone; ended %s", run_id, ending.status, extra=run_fields(run_id)
+    )
 
 
 def detached_task(coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:

@@ -23,6 +23,7 @@ from .agent_runtime import ModelError
 from .coalescer import Coalescer
 from .events import Event, Metrics, TerminalType
 from .logs import EventLog, LogUnavailable, RunEnded, RunRegistry
+from .structured_logs import run_fields
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,10 +40,12 @@ async def _until_logged(run_id: str, attempt: Callable[[], Awaitable[T]]) -> T |
         try:
             return await attempt()
         except LogUnavailable:
-            logger.warning("run %s: its end is not logged yet; retrying", run_id)
+            logger.warning(
+                "run %s: its end is not logged yet; retrying", run_id, extra=run_fields(run_id)
+            )
             await asyncio.sleep(FINAL_RETRY_SECONDS)
         except Exception:
-            logger.exception("run %s: could not log its end", run_id)
+            logger.exception("run %s: could not log its end", run_id, extra=run_fields(run_id))
             return None
 
 
@@ -97,6 +100,7 @@ class Producer:
         self.checkpointed_tokens = 0
         self.appended: asyncio.Future[None] | None = None  # the latest append
         self.seal = f"producer:{run_id}:{uuid.uuid4().hex[:8]}"
+        self.fields = run_fields(run_id, thread_id)  # `extra` of log records about this run
 
     def _push(self, event: Event) -> None:
         self.appended = self.log.append(self.run_id, [event])
@@ -107,9 +111,13 @@ class Producer:
         if error is None or self.write_error is not None:
             return
         if isinstance(error, RunEnded):
-            logger.warning("run %s was ended by another worker; stopping the model", self.run_id)
+            logger.warning(
+                "run %s was ended by another worker; stopping the model", self.run_id, extra=self.fields
+            )
         else:
-            logger.error("run %s: could not append to the event log (%s)", self.run_id, error)
+            logger.error(
+                "run %s: could not append to the event log (%s)", self.run_id, error, extra=self.fields
+            )
         self.write_error = error
         self.stop()
 
@@ -174,7 +182,7 @@ class Producer:
             if self.result is not None:
                 self.result.cancel(mode="immediate")
         except Exception:
-            logger.exception("run %s failed", self.run_id)
+            logger.exception("run %s failed", self.run_id, extra=self.fields)
             status, error = "failed", "The reply failed unexpectedly."
         finally:
             coalescer.flush()
@@ -192,7 +200,9 @@ class Producer:
             with contextlib.suppress(Exception):
                 await self.appended
         if not await _until_logged(self.run_id, lambda: self.log.seal(self.run_id, self.seal, SEAL_SECONDS)):
-            logger.warning("run %s was ended by another worker; its end stands", self.run_id)
+            logger.warning(
+                "run %s was ended by another worker; its end stands", self.run_id, extra=self.fields
+            )
             return
         text, values = "".join(self.progress.parts), self.progress.metrics()
         ending = services.Ending(status, values, error)
@@ -201,7 +211,7 @@ class Producer:
                 message_id=self.run_id, content=text, status=status, metrics=values, error=error
             )
         except Exception:
-            logger.exception("could not record the end of run %s", self.run_id)
+            logger.exception("could not record the end of run %s", self.run_id, extra=self.fields)
         terminal = events.terminal(
             self.run_id, self._next_seq(), type=ending.status,  # type: ignore[arg-type]
             values=ending.metrics, error=ending.error,

@@ -14,6 +14,7 @@ from .logs import event_log, run_registry
 from .manager import run_manager
 from .models import Message, Thread, User
 from .producer import RunOptions
+from .structured_logs import run_fields
 from .subscribe import RunNotFound, Subscription, subscribe
 
 __all__ = [
@@ -76,7 +77,7 @@ async def run_start(
             options=options or RunOptions(),
         )
     except Exception:
-        logger.exception("could not start run %s", run_id)
+        logger.exception("could not start run %s", run_id, extra=run_fields(run_id, str(thread.pk)))
         await sync_to_async(services.reply_finish)(
             message_id=run_id, content="", status=Message.Status.FAILED,
             metrics=services.NO_METRICS,

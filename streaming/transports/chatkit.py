@@ -24,6 +24,7 @@ from django.utils import timezone
 from .. import runs, selectors, services
 from ..chatkit_store import ChatKitContext, ModelStore, item_text
 from ..inputs import message_problem
+from ..structured_logs import run_fields
 from ..wire.chatkit import ChatKitReply
 from .follow import Ending, follow, release_db
 
@@ -92,7 +93,7 @@ async def _stop_and_wait(run_id: str) -> None:
             async for _ in runs.run_subscribe(run_id, 0):
                 pass
     except (TimeoutError, runs.RunNotFound):
-        logger.warning("run %s did not confirm its stop in time", run_id)
+        logger.warning("run %s did not confirm its stop in time", run_id, extra=run_fields(run_id))
 
 
 chat_server = ChatServer()

@@ -27,6 +27,7 @@ from django.db import connections
 
 from .. import drain, errors, runs
 from ..events import Event, is_terminal
+from ..structured_logs import run_fields
 from ..subscribe import Subscription
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ async def follow(
         finished = True
         yield Ending("expired", errors.LOG_EXPIRED)
     except Exception:
-        logger.exception("following run %s failed", run_id)
+        logger.exception("following run %s failed", run_id, extra=run_fields(run_id))
         finished = True
         yield Ending("failed", errors.STREAM_FAILED)
     finally:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..events import is_terminal
+from ..structured_logs import run_fields
 from ..wire import Stream, encode_text, shape_for
 from .follow import Ending, follow, leave
 
@@ -97,7 +98,9 @@ class Followers:
         except asyncio.CancelledError:
             raise
         except Exception:  # the connection went away while sending
-            logger.warning("WebSocket: could not send run %s", run_id, exc_info=True)
+            logger.warning(
+                "WebSocket: could not send run %s", run_id, exc_info=True, extra=run_fields(run_id)
+            )
         finally:
             if self.tasks.get(run_id) is asyncio.current_task():
                 del self.tasks[run_id]
