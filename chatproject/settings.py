@@ -244,3 +244,9 @@ STREAM_IDLE_CHECK_SECONDS = env.float("STREAM_IDLE_CHECK_SECONDS", default=5.0)
 STREAM_SSE_HEARTBEAT_SECONDS = env.float("STREAM_SSE_HEARTBEAT_SECONDS", default=15.0)
 # On SIGTERM, how long this worker's runs may keep generating before they are interrupted.
 STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=20.0)
+
+# Metrics (streaming/metrics.py): with METRICS_PORT set, each worker serves Prometheus's text
+# format on METRICS_BIND:METRICS_PORT (chatproject/serve.py), an internal address that nginx
+# never proxies; unset, no metrics are served.
+METRICS_PORT = env.int("METRICS_PORT", default=None)
+METRICS_BIND = env.str("METRICS_BIND", default="127.0.0.1")

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import drain, errors, notify, runs, selectors
+from . import drain, errors, metrics, notify, runs, selectors
 from .guests import TooManyGuests, guest_user_create
 from .inputs import BadRequest, client_id_field, json_object, message_text, run_options, seq_field
 from .models import User
@@ -111,6 +111,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.identity()
             await getattr(self, f"command_{command}")(body)
         except BadRequest as exc:
+            metrics.refused("bad_request")
             await self.followers.error(str(exc), **({"command": command} if command in COMMANDS else {}))
         except runs.RunRefused as exc:
             await self.followers.error(str(exc), command=command, code=exc.code)

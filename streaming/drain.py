@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
+from . import metrics
 from .manager import run_manager
 
 logger = logging.getLogger(__name__)
@@ -169,8 +170,10 @@ class DrainGate:
         if not _drain.draining:
             await self.app(scope, receive, send)
         elif scope["type"] == "http":
+            metrics.refused("draining")
             await _unavailable(send)
         elif scope["type"] == "websocket":
+            metrics.refused("draining")
             await receive()  # websocket.connect
             await send({"type": "websocket.close"})  # before accepting: the handshake is refused
         else:

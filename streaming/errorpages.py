@@ -14,6 +14,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import server_error
 from psycopg_pool import PoolTimeout
 
+from . import metrics
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 2
@@ -32,6 +34,7 @@ def server_error_page(request: HttpRequest) -> HttpResponse:
     """`handler500`: Django calls it while handling the exception."""
     exc = sys.exc_info()[1]
     if isinstance(exc, OperationalError) and _out_of_capacity(exc):
+        metrics.refused("no_capacity")
         logger.warning("no database connection free for %s %s: answered 503", request.method, request.path)
         response = JsonResponse({"error": BUSY}, status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -18,7 +18,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from . import events, services
+from . import events, metrics, services
 from .logs import EventLog, RunEnded, RunRegistry, event_log, run_registry
 from .models import Message
 from .producer import INTERRUPTED_ERROR, SEAL_SECONDS, Producer, RunOptions
@@ -109,6 +109,7 @@ class RunManager:
         )
         await producer.begin()
         self.producers[run_id] = producer
+        metrics.run_producing(run_id, producer.progress.started)
         task = detached_task(producer.run(), name=f"run-{run_id}")
         self.tasks[run_id] = task
         task.add_done_callback(lambda _: self._forget(run_id))
@@ -116,6 +117,7 @@ class RunManager:
     def _forget(self, run_id: str) -> None:
         self.producers.pop(run_id, None)
         self.tasks.pop(run_id, None)
+        metrics.run_forgotten(run_id)
 
     def stop_local(self, run_id: str) -> bool:
         producer = self.producers.get(run_id)
@@ -209,6 +211,8 @@ async def run_reap(run_id: str, *, log: EventLog, registry: RunRegistry, who: st
     with contextlib.suppress(RunEnded):  # the seal lapsed and another worker ended it
         await log.append(run_id, [terminal], final=True, sealed_by=who)
     await registry.unregister(run_id)
+    metrics.REAPED.inc()
+    metrics.run_ended(ending.status)
     logger.warning(
         "run %s: its producer is gone; ended %s", run_id, ending.status, extra=run_fields(run_id)
     )

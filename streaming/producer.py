@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from . import agent_runtime, events, services
+from . import agent_runtime, events, metrics, services
 from .agent_runtime import ModelError
 from .coalescer import Coalescer
 from .events import Event, Metrics, TerminalType
@@ -40,11 +40,13 @@ async def _until_logged(run_id: str, attempt: Callable[[], Awaitable[T]]) -> T |
         try:
             return await attempt()
         except LogUnavailable:
+            metrics.LOG_ERRORS.inc()
             logger.warning(
                 "run %s: its end is not logged yet; retrying", run_id, extra=run_fields(run_id)
             )
             await asyncio.sleep(FINAL_RETRY_SECONDS)
         except Exception:
+            metrics.LOG_ERRORS.inc()
             logger.exception("run %s: could not log its end", run_id, extra=run_fields(run_id))
             return None
 
@@ -115,6 +117,7 @@ class Producer:
                 "run %s was ended by another worker; stopping the model", self.run_id, extra=self.fields
             )
         else:
+            metrics.LOG_ERRORS.inc()
             logger.error(
                 "run %s: could not append to the event log (%s)", self.run_id, error, extra=self.fields
             )
@@ -131,6 +134,9 @@ class Producer:
         progress.parts.append(text)
         progress.tokens += count
         ttft = progress.first_token_at - progress.started if first and progress.first_token_at else None
+        metrics.TOKENS.inc(count)
+        if ttft is not None:
+            metrics.TTFT.observe(ttft)
         self._push(
             events.delta(
                 self.run_id, self._next_seq(), text=text, tokens=count,
@@ -219,6 +225,7 @@ class Producer:
         await _until_logged(
             self.run_id, lambda: self.log.append(self.run_id, [terminal], final=True, sealed_by=self.seal)
         )
+        metrics.run_ended(ending.status)
         with contextlib.suppress(Exception):
             await self.registry.unregister(self.run_id)
 

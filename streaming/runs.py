@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError
 
-from . import agent_runtime, notify, selectors, services
+from . import agent_runtime, metrics, notify, selectors, services
 from .events import Event
 from .logs import event_log, run_registry
 from .manager import run_manager
@@ -64,6 +64,7 @@ async def run_start(
             client_id=client_id, user_message=user_message,
         )
     except services.LimitReached as exc:
+        metrics.refused("rate_limited")
         raise RunRefused(str(exc)) from None
     user_message, reply = admitted.user_message, admitted.reply
     thread = reply.thread

@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import errors, runs, selectors, services
+from . import errors, metrics, runs, selectors, services
 from .csrf import json_csrf
 from .events import is_delta
 from .inputs import (
@@ -39,6 +39,8 @@ class NoThread(Exception):
 
 
 def _refusal(shape: Shape, message: str, status: int = 400) -> JsonResponse:
+    if status == 400:
+        metrics.refused("bad_request")
     return JsonResponse(shape.error(message), status=status)
 
 
@@ -189,6 +191,7 @@ async def message_poll(request: HttpRequest, message_id: str) -> HttpResponse:
         return JsonResponse({"error": errors.NO_MESSAGE, "message_id": message_id}, status=404)
     after = whole_number(request.GET.get("after", "0"))
     if after is None:
+        metrics.refused("bad_request")
         return JsonResponse(
             {"error": f"'after' must be a whole number from 0 to {SEQ_MAX}.", "message_id": message_id},
             status=400,

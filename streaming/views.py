@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import agent_runtime, errors, runs, selectors, services
+from . import agent_runtime, errors, metrics, runs, selectors, services
 from .csrf import json_csrf
 from .inputs import (
     BadRequest,
@@ -79,10 +79,12 @@ async def threads(request: HttpRequest) -> HttpResponse:
     try:
         title = title_field(json_body(request), required=False)
     except BadRequest as exc:
+        metrics.refused("bad_request")
         return json_error(str(exc))
     try:
         thread = await sync_to_async(services.thread_create)(owner=user, title=title)
     except services.LimitReached as exc:
+        metrics.refused("rate_limited")
         return json_error(str(exc), status=429)
     return JsonResponse(thread_json(thread), status=201)
 
@@ -100,6 +102,7 @@ async def thread_detail(request: HttpRequest, thread_id: object) -> HttpResponse
         try:
             title = title_field(json_body(request), required=True)
         except BadRequest as exc:
+            metrics.refused("bad_request")
             return json_error(str(exc))
         thread = await sync_to_async(services.thread_rename)(thread=thread, title=title)
     return JsonResponse(thread_json(thread))
@@ -120,6 +123,7 @@ async def thread_messages(request: HttpRequest, thread_id: object) -> HttpRespon
         body = json_body(request)
         text, options, client_id = message_text(body), run_options(body), client_id_field(body)
     except BadRequest as exc:
+        metrics.refused("bad_request")
         return json_error(str(exc))
     try:
         handle, started = await runs.run_start_once(
@@ -157,6 +161,7 @@ async def run_events(request: HttpRequest, run_id: object) -> HttpResponse:
     try:
         after = after_seq(request)
     except BadRequest as exc:
+        metrics.refused("bad_request")
         return json_error(str(exc))
     if not await runs.run_exists(found):
         return json_error(errors.LOG_EXPIRED_READ_THREAD, status=410)
@@ -188,8 +193,10 @@ async def run_poll(request: HttpRequest, run_id: object) -> HttpResponse:
         after = after_seq(request)
         wait = float(request.GET.get("wait", "0"))
     except (BadRequest, ValueError):
+        metrics.refused("bad_request")
         return json_error("'after' must be a sequence number and 'wait' a number of seconds.")
     if not 0 <= wait <= POLL_WAIT_LIMIT:
+        metrics.refused("bad_request")
         return json_error(f"'wait' must be from 0 to {POLL_WAIT_LIMIT:g} seconds.")
     answer = await poll.poll(found, after, wait=wait)
     if answer is None:

@@ -21,7 +21,7 @@ from chatkit.types import (
 )
 from django.utils import timezone
 
-from .. import runs, selectors, services
+from .. import metrics, runs, selectors, services
 from ..chatkit_store import ChatKitContext, ModelStore, item_text
 from ..inputs import message_problem
 from ..structured_logs import run_fields
@@ -47,6 +47,7 @@ class ChatServer(ChatKitServer[ChatKitContext]):
         text = item_text(input_user_message)
         problem = message_problem(text)
         if problem:
+            metrics.refused("bad_request")
             yield ErrorEvent(code="custom", message=problem, allow_retry=False)
             return
         sent = await selectors.message_get(message_id=input_user_message.id)
@@ -68,11 +69,13 @@ class ChatServer(ChatKitServer[ChatKitContext]):
             yield opening
         # ChatKitServer has saved the new title by now.
         await release_db()
+        delivery = metrics.Delivery("chatkit")
         async for item in follow(handle.run_id, stop_on_leave=False):
             if isinstance(item, Ending):
                 yield ErrorEvent(code="custom", message=item.message, allow_retry=True)
                 return
             if item is not None:
+                delivery.sent(item)
                 for out in reply.events(item):
                     yield out
 

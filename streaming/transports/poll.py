@@ -3,7 +3,7 @@ until there is something new (long polling). Also the seed's `GET /api/message/<
 
 import asyncio
 
-from .. import runs, selectors
+from .. import metrics, runs, selectors
 from ..events import Event, is_delta, is_terminal
 from ..models import Message
 from ..wire import Payload, native, seed
@@ -31,10 +31,12 @@ async def events_after(run_id: str, after: int, *, wait: float = 0) -> list[Even
 async def poll(run_id: str, after: int, *, wait: float) -> Payload | None:
     """`GET /api/runs/<id>/poll`: the native events after `after`, and whether it ended;
     None if the reply is gone (its conversation was deleted while the poll waited)."""
+    delivery = metrics.Delivery("poll")
     found = await events_after(run_id, after, wait=wait)
     status = await selectors.reply_status(run_id=run_id)
     if status is None:
         return None
+    delivery.sent_all(found or [])
     if found is None:  # past the retention window
         return native.poll([], complete=True, status=status)
     complete = bool(found) and is_terminal(found[-1])
@@ -48,7 +50,9 @@ async def message_poll(reply: Message, message_id: str, after: int) -> Payload:
     logged = await runs.run_events(str(reply.pk), 0)
     status: str
     if logged:
-        tokens = [e["text"] for e in logged if is_delta(e)]
+        deltas = [e for e in logged if is_delta(e)]
+        metrics.Delivery("poll").sent_all(deltas[after:])
+        tokens = [e["text"] for e in deltas]
         status = logged[-1]["type"] if is_terminal(logged[-1]) else "streaming"
     else:  # past the retention window: the stored reply
         tokens = [reply.content] if reply.content else []

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from django.conf import settings
 from django.http import StreamingHttpResponse
 
+from .. import metrics
 from ..wire import Shape, sse
 from .follow import Ending, follow, release_db
 
@@ -21,12 +22,14 @@ async def stream(run_id: str, after: int, shape: Shape, *, resumable: bool) -> A
     await release_db()
     yield sse.PREAMBLE
     quiet = settings.STREAM_SSE_HEARTBEAT_SECONDS
+    delivery = metrics.Delivery("sse")
     async for item in follow(run_id, after, resumable=resumable, quiet=quiet):
         if item is None:
             yield sse.HEARTBEAT
         elif isinstance(item, Ending):
             yield sse.RESTART_RETRY if item.reason == "restart" else sse.data(shape.error(item.message))
         elif (payload := shape.event(item)) is not None:
+            delivery.sent(item)
             yield sse.data(payload, seq=item["seq"])
 
 

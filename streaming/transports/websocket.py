@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .. import metrics
 from ..events import is_terminal
 from ..structured_logs import run_fields
 from ..wire import Stream, encode_text, shape_for
@@ -82,6 +83,7 @@ class Followers:
 
     async def _pump(self, run_id: str, after: int) -> None:
         shape = shape_for(self.wire, Stream(run_id=run_id))
+        delivery = metrics.Delivery("websocket")
         try:
             async for item in follow(run_id, after, stop_on_leave=False, track=False):
                 if isinstance(item, Ending):
@@ -92,6 +94,7 @@ class Followers:
                 payload = shape.event(item)
                 if payload is not None:
                     await self.send(encode_text(payload))
+                    delivery.sent(item)
                 self.sent[run_id] = item["seq"]
                 if is_terminal(item):
                     self.done.add(run_id)
