@@ -521,3 +521,12 @@ async def test_thread_notices_reach_the_watchers_of_that_thread_only(backend, re
     finally:
         await writer_logs.close()
         await reader_logs.close()
+
+
+async def test_an_append_with_a_gap_in_its_seqs_logs_each_event_under_its_own_seq(logs) -> None:
+    log = logs.make()
+    run = logs.name()
+    logged = run_events(run, ["a", "b", "c", "d"], end=False)
+    await log.append(run, [logged[0], logged[1], logged[3]])
+    await log.append(run, [logged[3], logged[4]])
+    assert seqs(await log.read(run, 0)) == [1, 2, 4, 5]

@@ -64,24 +64,30 @@ class _Append:
     logged: list[Event] = field(default_factory=list)  # the events with their JSON
 
 
-# KEYS: the runs' log keys. ARGV: maxlen, the live TTL, the retention, whether to publish;
-# then per key: its channel, whether the append is final, the number of events, who sealed
-# the run ("" if nobody), and per event its stream id and JSON. An id at or below the
-# stream's top is a retry of an event logged already: skipped, and not published again.
-# A sealed run (`<log key>:end` exists: its end is decided) takes only its sealer's
-# terminal event; once that, or any final append, is logged, the key says `ended` and the
-# run takes nothing more: the log never holds text after its terminal event, nor two of
-# them. The events added are published as one message, their JSON joined by newlines
+# KEYS: the runs' log keys (a key may come more than once). ARGV: maxlen, the live TTL, the
+# retention, whether to publish, the length of the log keys' prefix (`chat:log:`) and the
+# channels' prefix (`chat:run:`); then
+# per key: the seq of its first event (the events of one entry have consecutive seqs), the
+# number of events (negative for a final append), who sealed the run ("" if nobody), and
+# each event's JSON. An event's stream id is `<seq>-0`, so one at or below the stream's top
+# is a retry of an event logged already: skipped, and not published again. A sealed run
+# (`<log key>:end` exists: its end is decided) takes only its sealer's terminal event; once
+# that, or any final append, is logged, the key says `ended` and the run takes nothing
+# more: the log never holds text after its terminal event, nor two of them. The events
+# added are published on the run's channel as one message, their JSON joined by newlines
 # (JSON text never contains a raw newline). Returns, per key, a flag per event: 1 if added,
 # 0 if logged already, -1 if refused because the run's end is decided.
 APPEND_SCRIPT = r"""
 local maxlen, live_ttl, retention = ARGV[1], ARGV[2], ARGV[3]
 local publish = ARGV[4] == '1'
-local a = 5
+local prefix, channels = tonumber(ARGV[5]), ARGV[6]
+local a = 7
 local results = {}
 for i, key in ipairs(KEYS) do
-  local channel, final, n, who = ARGV[a], ARGV[a + 1] == '1', tonumber(ARGV[a + 2]), ARGV[a + 3]
-  a = a + 4
+  local first, n, who = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
+  a = a + 3
+  local final = n < 0
+  if final then n = -n end
   local endkey = key .. ':end'
   local sealed = redis.call('GET', endkey)
   local added, flags = {}, {}
@@ -89,11 +95,12 @@ for i, key in ipairs(KEYS) do
     for j = 1, n do
       flags[j] = -1
     end
-    a = a + 2 * n
+    a = a + n
   else
     for j = 1, n do
-      local id, data = ARGV[a], ARGV[a + 1]
-      a = a + 2
+      local data = ARGV[a]
+      a = a + 1
+      local id = string.format('%d-0', first + j - 1)
       local result = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, id, 'e', data)
       if type(result) == 'table' and result.err then
         if not string.find(result.err, 'equal or smaller', 1, true) then
@@ -112,11 +119,25 @@ for i, key in ipairs(KEYS) do
   end
   results[i] = flags
   if publish and #added > 0 then
-    redis.call('PUBLISH', channel, table.concat(added, '\n'))
+    redis.call('PUBLISH', channels .. string.sub(key, prefix + 1), table.concat(added, '\n'))
   end
 end
 return results
 """
+
+
+LOG_PREFIX_LENGTH = len(_key("log", ""))
+
+
+def _consecutive(events: list[Event]) -> list[tuple[int, list[Event]]]:
+    """`events` cut where their seqs are not consecutive: (first seq, events) pieces."""
+    pieces: list[tuple[int, list[Event]]] = []
+    for event in events:
+        if pieces and pieces[-1][0] + len(pieces[-1][1]) == event["seq"]:
+            pieces[-1][1].append(event)
+        else:
+            pieces.append((event["seq"], [event]))
+    return pieces
 
 
 def _text(value: bytes | str) -> str:
@@ -241,26 +262,34 @@ class RedisEventLog:
 
     async def _append_all(self, batch: "list[_Append]") -> None:
         """One script call (`APPEND_SCRIPT`): XADD each event (its id is `<seq>-0`, so a
-        retried append adds nothing), PUBLISH what was added, EXPIRE; for every run."""
+        retried append adds nothing), PUBLISH what was added, EXPIRE; for every run. The
+        arguments are few per event (its JSON; the rest per run), since packing them is
+        a cost per token."""
         keys: list[str] = []
         args: list[str | bytes | int] = [
-            self.max_events, LIVE_TTL, self.retention, 1 if self.publishes else 0
+            self.max_events, LIVE_TTL, self.retention, 1 if self.publishes else 0,
+            LOG_PREFIX_LENGTH, _key("run", ""),
         ]
+        entries: list[tuple[_Append, int]] = []  # (append, its number of events) per key
         for append in batch:
-            keys.append(_key("log", append.run_id))
-            args += [
-                _key("run", append.run_id), 1 if append.final else 0, len(append.events),
-                append.sealed_by,
-            ]
+            key = _key("log", append.run_id)
             append.logged = []
-            for event in append.events:
-                raw = encode_event(event)
-                args += [f"{event['seq']}-0", raw]
-                logged = Logged(event)
-                logged.raw = raw
-                append.logged.append(logged)  # type: ignore[arg-type]
+            for first, events in _consecutive(append.events):
+                keys.append(key)
+                args += [first, -len(events) if append.final else len(events), append.sealed_by]
+                entries.append((append, len(events)))
+                for event in events:
+                    raw = encode_event(event)
+                    args.append(raw)
+                    logged = Logged(event)
+                    logged.raw = raw
+                    append.logged.append(logged)  # type: ignore[arg-type]
         added = await self.append_script(keys=keys, args=args)
-        for append, flags in zip(batch, added, strict=True):
+        flags_of: dict[int, list[int]] = {}
+        for (append, _), flags in zip(entries, added, strict=True):
+            flags_of.setdefault(id(append), []).extend(flags)
+        for append in batch:
+            flags = flags_of.get(id(append), [])
             append.logged = [e for e, flag in zip(append.logged, flags, strict=True) if flag == 1]
             append.refused = -1 in flags
 
