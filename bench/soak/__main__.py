@@ -91,7 +91,7 @@ def machine() -> dict[str, object]:
         "nproc": os.cpu_count(),
         "cpu_model": model,
         "python": sys.version.split()[0],
-        "commit": git("rev-parse", "HEAD").strip(),
+        "commit": git("rev-parse", "HEAD").strip() or "unknown (not a git checkout)",
         "uncommitted": git("status", "--porcelain", "--untracked-files=no").splitlines(),
         "command": " ".join(["python -m bench.soak", *sys.argv[1:]]),
         "loadavg_at_start": os.getloadavg(),
