@@ -13,18 +13,22 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from streaming.drain import DrainGate  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
+from streaming.transports.backlog import SendProbe  # noqa: E402
 from streaming.warmup import open_connections_on_start, warm_up  # noqa: E402
 
 # The first reply of this worker streams like the rest (streaming/warmup.py).
 warm_up()
 open_connections_on_start()
 
+# SendProbe: streams see how far their client is behind (streaming/transports/backlog.py).
 # DrainGate: graceful restart on SIGTERM (streaming/drain.py).
-application = DrainGate(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-        }
+application = SendProbe(
+    DrainGate(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            }
+        )
     )
 )

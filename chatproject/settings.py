@@ -200,6 +200,8 @@ CHAT_MAX_MESSAGE_BYTES = env.int("CHAT_MAX_MESSAGE_BYTES", default=32 * 1024)
 CHAT_MAX_CONCURRENT_RUNS = env.int("CHAT_MAX_CONCURRENT_RUNS", default=3)
 CHAT_MESSAGES_PER_MINUTE = env.int("CHAT_MESSAGES_PER_MINUTE", default=20)
 CHAT_THREADS_PER_HOUR = env.int("CHAT_THREADS_PER_HOUR", default=60)
+# Open streams (SSE responses, WebSocket connections) per user on each worker.
+CHAT_MAX_STREAMS_PER_USER = env.int("CHAT_MAX_STREAMS_PER_USER", default=20)
 
 # ChatKit: a hosted workflow (session tokens) or this server's own ChatKit endpoint.
 CHATKIT_BACKEND = env.str("CHATKIT_BACKEND", default="auto")  # auto, hosted, self, off
@@ -241,6 +243,9 @@ STREAM_CHECKPOINT_SECONDS = env.float("STREAM_CHECKPOINT_SECONDS", default=1.0)
 STREAM_WORKER_TTL = env.float("STREAM_WORKER_TTL", default=6.0)
 STREAM_REAP_INTERVAL = env.float("STREAM_REAP_INTERVAL", default=2.0)
 STREAM_IDLE_CHECK_SECONDS = env.float("STREAM_IDLE_CHECK_SECONDS", default=5.0)
+# A client this many bytes behind on its connection (written, not yet taken) is cut off and
+# resumes from its last event (streaming/transports/backlog.py).
+STREAM_CLIENT_BUFFER_BYTES = env.int("STREAM_CLIENT_BUFFER_BYTES", default=1024 * 1024)
 STREAM_SSE_HEARTBEAT_SECONDS = env.float("STREAM_SSE_HEARTBEAT_SECONDS", default=15.0)
 # On SIGTERM, how long this worker's runs may keep generating before they are interrupted.
 STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=20.0)

@@ -21,6 +21,7 @@ from . import drain, errors, metrics, notify, runs, selectors
 from .guests import TooManyGuests, guest_user_create
 from .inputs import BadRequest, client_id_field, json_object, message_text, run_options, seq_field
 from .models import User
+from .transports import quota
 from .transports.websocket import DEFAULT_WIRE, Followers
 from .wire import WIRES
 
@@ -37,8 +38,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
-        finally:
-            drain.untrack(self)  # also when the connection ended without `disconnect`
+        finally:  # also when the connection ended without `disconnect`
+            drain.untrack(self)
+            if getattr(self, "holds_stream", False) and self.user is not None:
+                quota.give_back(self.user.pk)
 
     async def connect(self) -> None:
         self.user: User | None = None
@@ -48,6 +51,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         wire = query.get("wire", [DEFAULT_WIRE])[-1]
         self.followers = Followers(self._send_text, wire=wire if wire in WIRES else DEFAULT_WIRE)
+        self.holds_stream = False  # one of its user's open streams (`quota`)
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             self.user = user
@@ -55,8 +59,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if self.user is None and not settings.CHAT_ALLOW_GUESTS:
             await self.followers.error(errors.LOGIN_REQUIRED)
             await self.close(code=4401)
+        elif self.user is not None and not self._hold_stream(self.user):
+            await self.followers.error(quota.REFUSAL, code="too_many_streams")
+            await self.close(code=quota.CLOSE_CODE)
         elif drain.track(self):  # the worker started draining while this one connected
             await self.restart()
+
+    def _hold_stream(self, user: User) -> bool:
+        self.holds_stream = quota.take(user.pk)
+        return self.holds_stream
 
     async def identity(self) -> User:
         """The connection's user. A client that never loaded a page (no session) gets a
@@ -71,6 +82,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 self.user = await guest_user_create(client[0])
             except TooManyGuests:
                 raise runs.RunRefused(errors.TOO_MANY_GUESTS) from None
+            self._hold_stream(self.user)  # a new guest holds none yet
         return self.user
 
     async def _send_text(self, text: str) -> None:

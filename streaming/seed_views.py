@@ -28,7 +28,7 @@ from .inputs import (
     whole_number,
 )
 from .models import Thread, User
-from .transports import poll, sse
+from .transports import poll, quota, sse
 from .wire import Shape, Stream, shape_for
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ async def _stream(
     user = await request_user(request)
     if user is None:
         return _refusal(shape, errors.LOGIN_REQUIRED, status=401)
+    if refusal := quota.refusal(user.pk):  # before a run is started that nobody would read
+        return _refusal(shape, refusal, status=429)
     try:
         body = json_body(request)
         text = message_text(body)
@@ -82,7 +84,7 @@ async def _stream(
     else:
         after = resume if isinstance(resume, int) else await _seq_for_token_count(run_id, **resume)
     shape.stream = Stream(run_id=run_id, client_id=client_id)
-    return sse.response(run_id, after, shape, resumable=False)
+    return sse.response(run_id, after, shape, resumable=False, user_id=user.pk)
 
 
 def _resume_point(request: HttpRequest, body: dict[str, Any]) -> int | dict[str, int]:

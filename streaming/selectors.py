@@ -55,11 +55,14 @@ async def message_get(*, message_id: object) -> Message:
 
 
 async def reply_for_user(*, user: User, run_id: object) -> Message | None:
-    """The run's reply message if `user` owns its thread, else None (staff included)."""
+    """The run's reply message (id, thread id and status only) if `user` owns its thread,
+    else None (staff included)."""
     if not user.is_authenticated:
         return None
-    replies = Message.objects.select_related("thread").filter(
-        role=Message.Role.ASSISTANT, thread__owner=user
+    # Without its text: a follower checks whose reply it is, and reads the text from the
+    # log (a long reply's text, loaded for every stream and poll, would cost its size each).
+    replies = Message.objects.filter(role=Message.Role.ASSISTANT, thread__owner=user).only(
+        "id", "thread_id", "status"
     )
     try:
         return await replies.aget(pk=run_id)

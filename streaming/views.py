@@ -24,7 +24,7 @@ from .inputs import (
 )
 from .models import Thread, User
 from .serializers import message_json, thread_json
-from .transports import poll, sse
+from .transports import poll, quota, sse
 from .wire import Stream, shape_for
 
 logger = logging.getLogger(__name__)
@@ -147,17 +147,26 @@ async def thread_messages(request: HttpRequest, thread_id: object) -> HttpRespon
 
 
 async def _run(request: HttpRequest, run_id: object) -> str | None:
+    found = await _run_and_user(request, run_id)
+    return found[0] if found else None
+
+
+async def _run_and_user(request: HttpRequest, run_id: object) -> tuple[str, User] | None:
     user = await request_user(request)
     reply = user and await runs.run_for_user(user=user, run_id=run_id)
-    return str(reply.pk) if reply else None
+    return (str(reply.pk), user) if reply and user else None
 
 
 @require_GET
 async def run_events(request: HttpRequest, run_id: object) -> HttpResponse:
     """SSE: the run's events after `Last-Event-ID` / `?after=`, ending after the last."""
-    found = await _run(request, run_id)
-    if found is None:
+    run_and_user = await _run_and_user(request, run_id)
+    if run_and_user is None:
         return json_error(errors.NO_RUN, status=404)
+    found, user = run_and_user
+    if refusal := quota.refusal(user.pk):
+        metrics.refused("rate_limited")
+        return json_error(refusal, status=429)
     try:
         after = after_seq(request)
     except BadRequest as exc:
@@ -166,7 +175,7 @@ async def run_events(request: HttpRequest, run_id: object) -> HttpResponse:
     if not await runs.run_exists(found):
         return json_error(errors.LOG_EXPIRED_READ_THREAD, status=410)
     shape = shape_for("native", Stream(run_id=found))
-    return sse.response(found, after, shape, resumable=True)
+    return sse.response(found, after, shape, resumable=True, user_id=user.pk)
 
 
 @json_csrf

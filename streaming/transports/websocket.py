@@ -15,6 +15,7 @@ from .. import metrics
 from ..events import is_terminal
 from ..structured_logs import run_fields
 from ..wire import Stream, encode_text, shape_for
+from . import backlog
 from .follow import Ending, follow, leave
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ class Followers:
                     continue
                 payload = shape.event(item)
                 if payload is not None:
+                    if backlog.too_far_behind():  # the client resumes with `subscribe`
+                        backlog.cut()
+                        return
                     await self.send(encode_text(payload))
                     delivery.sent(item)
                 self.sent[run_id] = item["seq"]
