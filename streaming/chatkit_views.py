@@ -109,8 +109,11 @@ def _upstream_error(exc: openai.OpenAIError) -> HttpResponse:
 
 async def _session_response(request: HttpRequest, user: User, *, replacing: str | None) -> HttpResponse:
     problem = _hosted_problem()
-    if problem:
-        return json_error(problem, status=503)
+    if problem:  # expected on a site without hosted ChatKit: one warning, not an error
+        logger.warning("ChatKit session refused (%s): %s", request.path, problem)
+        response = json_error(problem, status=503)
+        response._has_been_logged = True  # type: ignore[attr-defined]  # Django's log_response
+        return response
     if await _limited(request, user):
         response = json_error("Too many ChatKit sessions requested; try again in a minute.", status=429)
         response["Retry-After"] = "60"

@@ -3,6 +3,7 @@ ChatKit endpoint on this project's threads, messages and runs."""
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -101,13 +102,17 @@ async def test_refresh_needs_a_token(hosted) -> None:
     [("", "sk-test", "CHATKIT_WORKFLOW_ID"), ("wf_test", "", "OPENAI_API_KEY"),
      ("", "", "CHATKIT_WORKFLOW_ID and OPENAI_API_KEY")],
 )
-async def test_missing_configuration_is_a_clear_503(standin, settings, workflow, key, missing) -> None:
+async def test_missing_configuration_is_a_clear_503(standin, settings, workflow, key, missing, caplog) -> None:
     settings.CHATKIT_WORKFLOW_ID, settings.OPENAI_API_KEY = workflow, key
     client, _ = await member("ann")
     for url, body in (("/api/chatkit/session", {}), ("/api/chatkit/refresh", {"token": "ek_1"})):
+        caplog.clear()
         response = await client.post(url, data=body, content_type="application/json")
         assert response.status_code == 503
         assert response.json() == {"error": f"ChatKit sessions are not configured: set {missing}."}
+        # An expected refusal: logged once, as a warning.
+        logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+        assert logged == [("WARNING", f"ChatKit session refused ({url}): ChatKit sessions are not configured: set {missing}.")]
     assert standin.requests == []
 
 
