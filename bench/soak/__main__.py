@@ -107,7 +107,10 @@ def script_standin(args: argparse.Namespace, url: str, rng: random.Random) -> No
 
     count = int(args.rate * args.minutes * 60 * 1.3) + 50
     low, high = max(2, args.tokens // 2), args.tokens * 3 // 2
-    control_script(url, *(reply(rng.randint(low, high)) for _ in range(count)), default=reply(args.tokens))
+    replies = [reply(rng.randint(low, high)) for _ in range(count)]
+    for start in range(0, count, 100):  # the stand-in takes request bodies of up to 1 MiB
+        control_script(url, *replies[start : start + 100])
+    control_script(url, default=reply(args.tokens))
 
 
 def setup(args: argparse.Namespace, cluster: Cluster) -> None:
