@@ -559,6 +559,35 @@ def test_a_second_tab_shows_the_question_as_well_as_the_reply(
 # 7. Another guest cannot open the thread.
 
 
+# The sidebar.
+
+
+def test_a_new_conversation_appears_in_the_sidebar_at_once_and_the_active_one_moves_up(
+    site: str, standin: StandinServer, context: BrowserContext
+) -> None:
+    standin.script(*[Reply(text=f"Answer {i}.", tps=0) for i in range(3)])
+    page = context.new_page()
+    open_chat(page, site)
+    threads = page.get_by_role("complementary", name="Conversations").get_by_role("listitem")
+    expect(threads).to_have_text(["No conversations yet."])
+    finish(send(page, "First question   about cats"))
+    expect(threads).to_have_count(1, timeout=1000)  # without a reload, within a second
+    expect(threads.first.get_by_role("link")).to_have_text("First question about cats", timeout=1000)
+    expect(threads.first).to_have_attribute("aria-current", "page")
+    expect(threads.first.get_by_role("button", name="Rename First question about cats")).to_be_visible()
+
+    page.get_by_role("link", name="New chat").click()
+    expect(page.locator("#status")).to_have_attribute("data-state", "open")
+    finish(send(page, "Second one"))
+    expect(threads.get_by_role("link")).to_have_text(["Second one", "First question about cats"])
+
+    threads.get_by_role("link", name="First question about cats").click()
+    expect(page.locator("#status")).to_have_attribute("data-state", "open")
+    finish(send(page, "Back to cats"))
+    expect(threads.get_by_role("link")).to_have_text(["First question about cats", "Second one"])
+    expect(threads.first).to_have_attribute("aria-current", "page")
+
+
 def test_another_guest_cannot_see_the_thread(
     site: str, standin: StandinServer, new_context: Callable[[], BrowserContext]
 ) -> None:

@@ -37,6 +37,7 @@ const client = new ChatClient({
     if (threadId !== root.dataset.threadId || replies.has(runId)) return;
     if (message) addMessage("user", message, "completed");
     follow(runId, addMessage("assistant", ""));
+    showThreadActive(threadId);
   },
   onError: (message) => showStatus(message),
 });
@@ -166,6 +167,7 @@ async function send(text) {
       history.replaceState(null, "", `/t/${started.thread_id}`);
       client.watch(started.thread_id);
     }
+    showThreadActive(started.thread_id, text);
   } catch (error) {
     setStatus(item, "failed");
     item.querySelector(".metrics").textContent = `Could not send: ${error.message}`;
@@ -226,8 +228,48 @@ buttons.resume.addEventListener("click", () => {
   showStatus();
 });
 
-// The sidebar: rename and delete conversations.
+// The sidebar: conversations most recently active first, renamed and deleted in place.
 const threadList = document.getElementById("threads");
+
+// The conversation just had a message: first in the sidebar (added if it is new, with the
+// title the server gives it; until that answers, the message's opening words).
+function showThreadActive(threadId, text = "") {
+  let item = threadList.querySelector(`li[data-thread-id="${CSS.escape(threadId)}"]`);
+  if (!item) {
+    threadList.querySelector("li.muted")?.remove(); // "No conversations yet."
+    item = threadItem(threadId, text.trim().split(/\s+/).join(" ").slice(0, 60) || "New conversation");
+    threadRequest(threadId, "GET")
+      .then((thread) => { if (thread?.title) setThreadTitle(item, thread.title); })
+      .catch(() => {});
+  }
+  for (const other of threadList.querySelectorAll("li[aria-current]")) other.removeAttribute("aria-current");
+  if (threadId === root.dataset.threadId) item.setAttribute("aria-current", "page");
+  threadList.prepend(item);
+}
+
+function threadItem(threadId, title) {
+  const item = document.createElement("li");
+  item.dataset.threadId = threadId;
+  const link = document.createElement("a");
+  link.href = `/t/${encodeURIComponent(threadId)}`;
+  const rename = document.createElement("button");
+  rename.type = "button";
+  rename.className = "rename";
+  rename.textContent = "✎";
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "delete";
+  remove.textContent = "×";
+  item.append(link, " ", rename, " ", remove);
+  setThreadTitle(item, title);
+  return item;
+}
+
+function setThreadTitle(item, title) {
+  item.querySelector("a").textContent = title; // text, never markup
+  item.querySelector(".rename").setAttribute("aria-label", `Rename ${title}`);
+  item.querySelector(".delete").setAttribute("aria-label", `Delete ${title}`);
+}
 
 // PATCH or DELETE /api/threads/<id> (ChatClient.request: CSRF token, errors, 503 retries).
 function threadRequest(threadId, method, body) {
@@ -245,7 +287,7 @@ threadList.addEventListener("click", async (event) => {
       const title = prompt("Rename the conversation", link.textContent.trim());
       if (!title || !title.trim()) return;
       const thread = await threadRequest(threadId, "PATCH", { title: title.trim() });
-      link.textContent = thread.title;
+      setThreadTitle(item, thread.title);
     } else if (button.classList.contains("delete")) {
       if (!confirm(`Delete “${link.textContent.trim()}”?`)) return;
       await threadRequest(threadId, "DELETE");
