@@ -196,6 +196,16 @@ def use_redis(settings, redis_url: str) -> str:
     return redis_url
 
 
+@pytest.fixture(params=["memory", "redis"])
+def backend(request, settings) -> str:
+    """Run the test once on each event-log backend (the in-process one, then Redis)."""
+    if request.param == "redis":
+        request.getfixturevalue("use_redis")
+    else:
+        settings.REDIS_URL = ""
+    return request.param
+
+
 @pytest.fixture
 async def run_cleanup() -> AsyncIterator[None]:
     """Stop this event loop's runs, chores and Redis connections after an async test."""

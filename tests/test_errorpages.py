@@ -18,14 +18,19 @@ def failing(exc: BaseException):
     return fail
 
 
-def test_no_free_database_connection_is_a_503_with_retry_after(monkeypatch) -> None:
+def pool_exhausted() -> OperationalError:
+    """What Django raises when psycopg's pool has no free connection in time."""
     try:
         try:
             raise PoolTimeout("couldn't get a connection after 30.00 sec")
         except PoolTimeout as cause:
             raise OperationalError("couldn't get a connection after 30.00 sec") from cause
     except OperationalError as exc:
-        exhausted = exc
+        return exc
+
+
+def test_no_free_database_connection_is_a_503_with_retry_after(monkeypatch) -> None:
+    exhausted = pool_exhausted()
     monkeypatch.setattr(selectors, "thread_list_for_user", failing(exhausted))
     response = Client(raise_request_exception=False).get("/api/threads")
     assert response.status_code == 503

@@ -17,11 +17,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 from channels.testing import HttpCommunicator, WebsocketCommunicator
-from django.db import OperationalError
 from django.test import AsyncClient, Client
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from psycopg_pool import PoolTimeout
 
 from chatproject.asgi import application
 from streaming import drain, events, selectors
@@ -34,6 +32,7 @@ from tests.conftest import ROOT, ended_reply, free_port, guest_session
 from tests.seed_clients import pieces, sse_ids
 from tests.sse import parse_sse
 from tests.standin import Reply
+from tests.test_errorpages import failing, pool_exhausted
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("run_cleanup")]
 
@@ -84,15 +83,6 @@ async def new_thread(client: AsyncClient) -> str:
     status, thread = await post(client, "/api/threads", {})
     assert status == 201
     return thread["id"]
-
-
-@pytest.fixture(params=["memory", "redis"])
-def backend(request, settings) -> str:
-    if request.param == "redis":
-        request.getfixturevalue("use_redis")
-    else:
-        settings.REDIS_URL = ""
-    return request.param
 
 
 async def test_a_run_over_sse_counts_its_start_tokens_end_and_deliveries(standin, backend) -> None:
@@ -218,18 +208,7 @@ async def test_a_draining_worker_counts_what_it_turns_away(monkeypatch) -> None:
 
 
 def test_no_free_database_connection_counts_as_refused_no_capacity(monkeypatch) -> None:
-    try:
-        try:
-            raise PoolTimeout("couldn't get a connection after 30.00 sec")
-        except PoolTimeout as cause:
-            raise OperationalError("couldn't get a connection after 30.00 sec") from cause
-    except OperationalError as exc:
-        exhausted = exc
-
-    async def fail(**kwargs):
-        raise exhausted
-
-    monkeypatch.setattr(selectors, "thread_list_for_user", fail)
+    monkeypatch.setattr(selectors, "thread_list_for_user", failing(pool_exhausted()))
     before = scrape()
     assert Client(raise_request_exception=False).get("/api/threads").status_code == 503
     refused = scrape()("chat_requests_refused_total", reason="no_capacity")

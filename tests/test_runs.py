@@ -19,15 +19,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 TEXT = "Héllo — 世界 🎉! " + " ".join(f"word{i}" for i in range(40)) + "\n\n```py\nprint('ok')\n```"
 
 
-@pytest.fixture(params=["memory", "redis"])
-def backend(request, settings) -> str:
-    if request.param == "redis":
-        request.getfixturevalue("use_redis")
-    else:
-        settings.REDIS_URL = ""
-    return request.param
-
-
 async def make_thread(name: str = "ann") -> tuple[User, Thread]:
     user = await User.objects.acreate(username=f"{name}-{uuid.uuid4().hex[:8]}")
     return user, await Thread.objects.acreate(owner=user)
