@@ -64,6 +64,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.close(code=quota.CLOSE_CODE)
         elif drain.track(self):  # the worker started draining while this one connected
             await self.restart()
+        elif self.user is not None:
+            await self._watch_user(self.user)
 
     def _hold_stream(self, user: User) -> bool:
         self.holds_stream = quota.take(user.pk)
@@ -83,6 +85,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             except TooManyGuests:
                 raise runs.RunRefused(errors.TOO_MANY_GUESTS) from None
             self._hold_stream(self.user)  # a new guest holds none yet
+            await self._watch_user(self.user)
         return self.user
 
     async def _send_text(self, text: str) -> None:
@@ -185,6 +188,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await self._watch(str(thread.pk))
         await self.followers.control("watching", thread_id=str(thread.pk))
 
+    async def _watch_user(self, user: User) -> None:
+        """On the native wire (the page), hear of the user's conversations as they have
+        messages (the sidebar); the seed's shape has no such message."""
+        if self.followers.wire == "native":
+            await self._watch(notify.user_topic(user.pk))
+
     async def _watch(self, thread_id: str) -> None:
         if thread_id not in self.watched:
             self.watched.add(thread_id)
@@ -196,7 +205,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
         task.add_done_callback(self.announcements.discard)
 
     async def thread_run(self, notice: dict[str, Any]) -> None:
-        """A run started in a watched thread (maybe by another tab): follow it."""
+        """A run started in a watched thread (maybe by another tab): follow it. Or one of
+        the user's conversations had a message: say so (the page's sidebar)."""
+        if notice.get("type") == "thread":
+            if not self.followers.closed:
+                await self.followers.control("thread", thread_id=notice["thread_id"], title=notice["title"])
+            return
         run_id = notice["run_id"]
         if not self.followers.knows(run_id) and not self.followers.closed:
             await self.followers.control(

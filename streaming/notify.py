@@ -1,5 +1,7 @@
 """Thread notices: when a run starts in a thread, every connection watching that thread
-(other tabs, other devices, on any worker) hears of it, and follows the run.
+(other tabs, other devices, on any worker) hears of it, and follows the run; and every
+connection of the thread's owner hears that the conversation had a message (`ThreadActive`,
+on the owner's own topic), so that its sidebar lists the conversation first, new or not.
 
 The contract is defined here once: the notice (`RunAnnounced`), how it is sent
 (`announce_run`) and how a connection watches a thread (`watch` / `unwatch`). Notices
@@ -24,7 +26,18 @@ class RunAnnounced(TypedDict):
     message: str  # the user's message that started the run
 
 
+class ThreadActive(TypedDict):
+    type: Literal["thread"]
+    thread_id: str
+    title: str
+
+
 Watcher = Callable[[dict[str, Any]], None]
+
+
+def user_topic(user_id: object) -> str:
+    """What a connection watches (`watch`) to hear of its user's conversations."""
+    return f"user-{user_id}"  # never a thread's id (a UUID)
 
 
 async def announce_run(*, run_id: str, thread_id: str, text: str) -> None:
@@ -34,6 +47,15 @@ async def announce_run(*, run_id: str, thread_id: str, text: str) -> None:
         await run_registry().announce(thread_id, dict(notice))
     except Exception:
         logger.warning("could not announce run %s to thread %s", run_id, thread_id, exc_info=True)
+
+
+async def announce_thread(*, user_id: object, thread_id: str, title: str) -> None:
+    """Tell the user's connections that the conversation just had a message."""
+    notice: ThreadActive = {"type": "thread", "thread_id": thread_id, "title": title}
+    try:
+        await run_registry().announce(user_topic(user_id), dict(notice))
+    except Exception:
+        logger.warning("could not announce thread %s to its owner", thread_id, exc_info=True)
 
 
 async def watch(thread_id: str, watcher: Watcher) -> None:

@@ -86,6 +86,9 @@ async def run_start(
         )
         raise
     await notify.announce_run(run_id=run_id, thread_id=str(thread.pk), text=text)
+    await notify.announce_thread(
+        user_id=user.pk, thread_id=str(thread.pk), title=thread.title or services.title_from_text(text)
+    )
     return RunHandle(run_id=run_id, thread_id=str(thread.pk), user_message_id=str(user_message.pk))
 
 

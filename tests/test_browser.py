@@ -588,6 +588,20 @@ def test_a_new_conversation_appears_in_the_sidebar_at_once_and_the_active_one_mo
     expect(threads.first).to_have_attribute("aria-current", "page")
 
 
+def test_a_conversation_started_in_one_tab_appears_in_the_others_sidebar(
+    site: str, standin: StandinServer, context: BrowserContext
+) -> None:
+    standin.script(Reply(text="Answer.", tps=0))
+    tab_a, tab_b = context.new_page(), context.new_page()
+    open_chat(tab_a, site)
+    open_chat(tab_b, site)
+    tab_a.bring_to_front()
+    finish(send(tab_a, "Started in tab A"))
+    threads_b = tab_b.get_by_role("complementary", name="Conversations").get_by_role("listitem").get_by_role("link")
+    expect(threads_b).to_have_text(["Started in tab A"], timeout=1000)
+    expect(tab_b.locator("li.message")).to_have_count(0)  # tab B stays on its own new chat
+
+
 def test_another_guest_cannot_see_the_thread(
     site: str, standin: StandinServer, new_context: Callable[[], BrowserContext]
 ) -> None:

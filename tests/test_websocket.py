@@ -78,6 +78,8 @@ async def start(ws: WebsocketCommunicator, message: str = "hi", **fields: Any) -
     """Send `start`; the run id from its `started` event."""
     await ws.send_json_to({"command": "start", "message": message, **fields})
     started = await ws.receive_json_from(timeout=5)
+    while started["type"] == "thread":  # the native wire's notice to the sidebar may come first
+        started = await ws.receive_json_from(timeout=5)
     assert started["type"] == "started", started
     return started["run_id"]
 
@@ -242,6 +244,29 @@ async def test_a_lone_surrogate_in_a_start_message_is_a_message_error() -> None:
 # Native commands.
 
 
+async def test_every_native_connection_of_a_user_hears_that_a_conversation_had_a_message(settings) -> None:
+    """The page's sidebar, in every tab: a new conversation (and each message after) is
+    announced to all of the user's native-wire connections, on any worker; seed-shaped
+    connections and other users hear nothing."""
+    settings.OPENAI_API_KEY = ""
+    _, session = await session_of("ann")
+    _, other = await session_of("bob")
+    async with (
+        socket(session, path="/ws/stream?wire=native") as tab_a,
+        socket(session, path="/ws/stream?wire=native") as tab_b,
+        socket(session) as seed,
+        socket(other, path="/ws/stream?wire=native") as stranger,
+    ):
+        run_id = await start(tab_a, "Cats   and dogs <b>")
+        thread_id = str((await Message.objects.aget(pk=run_id)).thread_id)
+        notice = {"type": "thread", "thread_id": thread_id, "title": "Cats and dogs <b>"}
+        assert await tab_b.receive_json_from(timeout=5) == notice
+        assert await seed.receive_nothing(timeout=0.2) and await stranger.receive_nothing(timeout=0.2)
+        await tab_b.send_json_to({"command": "start", "message": "More", "thread_id": thread_id})
+        while (got := await tab_a.receive_json_from(timeout=5)) != {**notice, "title": "Cats and dogs <b>"}:
+            assert got.get("type") != "thread", got
+
+
 async def test_subscribe_with_after_resumes_exactly_on_another_connection(standin) -> None:
     standin.script(Reply(tokens=SLOW[:80], tps=100))
     user, session = await session_of("ann")
@@ -281,11 +306,15 @@ async def test_the_native_wire_sends_the_logs_events_as_they_are(standin) -> Non
     async with socket(session, path="/ws/stream?wire=native") as ws:
         run_id = await start(ws, "Hello")
         got = [{"type": "started", "seq": 1}] + await receive_until(ws, lambda e: e.get("type") in TERMINAL)
+        notices = [e for e in got if e["type"] == "thread"]
+        got = [e for e in got if e["type"] != "thread"]
         run_id2 = await start(ws, "Again")
         failed = await receive_until(ws, lambda e: e.get("type") in TERMINAL)
         await ws.send_json_to({"command": "watch", "thread_id": "nope"})  # connection messages: unchanged
         assert await ws.receive_json_from() == {"type": "error", "error": "No such conversation.", "command": "watch"}
     assert [e["seq"] for e in got] == list(range(1, len(got) + 1))
+    thread_id = str((await Message.objects.aget(pk=run_id)).thread_id)
+    assert notices in ([], [{"type": "thread", "thread_id": thread_id, "title": "Hello"}])  # it may come first
     deltas = [e for e in got if e["type"] == "delta"]
     assert deltas and all(set(e) >= {"run_id", "seq", "text", "tokens", "token_count", "elapsed"} for e in deltas)
     assert "token" not in deltas[0] and got[-1]["type"] == "completed"

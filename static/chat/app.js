@@ -39,6 +39,8 @@ const client = new ChatClient({
     follow(runId, addMessage("assistant", ""));
     showThreadActive(threadId);
   },
+  // A conversation of this user's had a message, in any tab or device (WebSocket only).
+  onThreadActive: ({ thread_id: threadId, title }) => showThreadActive(threadId, "", title),
   onError: (message) => showStatus(message),
 });
 
@@ -231,16 +233,20 @@ buttons.resume.addEventListener("click", () => {
 // The sidebar: conversations most recently active first, renamed and deleted in place.
 const threadList = document.getElementById("threads");
 
-// The conversation just had a message: first in the sidebar (added if it is new, with the
-// title the server gives it; until that answers, the message's opening words).
-function showThreadActive(threadId, text = "") {
+// The conversation just had a message: first in the sidebar (added if it is new, with its
+// `title`, else the one the server gives it; until that answers, the message's opening words).
+function showThreadActive(threadId, text = "", title = "") {
   let item = threadList.querySelector(`li[data-thread-id="${CSS.escape(threadId)}"]`);
   if (!item) {
     threadList.querySelector("li.muted")?.remove(); // "No conversations yet."
-    item = threadItem(threadId, text.trim().split(/\s+/).join(" ").slice(0, 60) || "New conversation");
-    threadRequest(threadId, "GET")
-      .then((thread) => { if (thread?.title) setThreadTitle(item, thread.title); })
-      .catch(() => {});
+    item = threadItem(threadId, title || text.trim().split(/\s+/).join(" ").slice(0, 60) || "New conversation");
+    if (!title) {
+      threadRequest(threadId, "GET")
+        .then((thread) => { if (thread?.title) setThreadTitle(item, thread.title); })
+        .catch(() => {});
+    }
+  } else if (title) {
+    setThreadTitle(item, title);
   }
   for (const other of threadList.querySelectorAll("li[aria-current]")) other.removeAttribute("aria-current");
   if (threadId === root.dataset.threadId) item.setAttribute("aria-current", "page");

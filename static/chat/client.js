@@ -146,7 +146,7 @@ export class WebSocketTransport {
     this.early = new Map(); // run id -> events that arrived before anyone subscribed
     this.announced = new Set(); // runs announced with {"type": "run"}
     this.starts = []; // pending `start` commands, answered in order
-    this.onState = this.onRunAnnounced = this.onCommandError = null;
+    this.onState = this.onRunAnnounced = this.onThreadActive = this.onCommandError = null;
   }
 
   connect() {
@@ -176,6 +176,7 @@ export class WebSocketTransport {
       this.announced.add(runId);
       return this.onRunAnnounced?.({ run_id: runId, thread_id: event.thread_id, message: event.message });
     }
+    if (type === "thread") return this.onThreadActive?.({ thread_id: event.thread_id, title: event.title });
     const sub = runId ? this.subs.get(runId) : null;
     if (type === "error") {
       // Not a run event (those have a seq, and a failed run ends with `failed`): a command
@@ -389,8 +390,8 @@ export class ChatClient {
     this.options = { baseUrl: "", ...options, fetch: this.fetch, setTimeout: this.setTimeout };
     this.baseUrl = this.options.baseUrl;
     this.csrfToken = options.csrfToken ?? "";
-    const { onStatus, onRunAnnounced, onError } = options;
-    Object.assign(this, { onStatus, onRunAnnounced, onError });
+    const { onStatus, onRunAnnounced, onThreadActive, onError } = options;
+    Object.assign(this, { onStatus, onRunAnnounced, onThreadActive, onError });
     this.backoff = { random: options.random ?? Math.random, ...options.backoff };
     this.followers = new Map(); // run id -> RunFollower
     this.threads = new Set(); // watched on the WebSocket, again after each reconnect
@@ -437,6 +438,7 @@ export class ChatClient {
       }
     };
     transport.onRunAnnounced = (run) => this.onRunAnnounced?.(run);
+    transport.onThreadActive = (thread) => this.onThreadActive?.(thread);
     transport.onCommandError = (event) => this.onError?.(event.error, event);
     try {
       await transport.connect();

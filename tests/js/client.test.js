@@ -938,3 +938,14 @@ test("request(): a 502 (a worker that died mid-request) is retried for a message
   const plain = new ChatClient({ fetch: async () => badGateway, ...fakeClock() });
   await assert.rejects(plain.request("/api/threads", {}), { status: 502 });
 });
+
+test("WebSocket: a notice that a conversation had a message reaches onThreadActive", async () => {
+  reset();
+  const active = [];
+  const client = new ChatClient({ WebSocket: FakeWebSocket, onThreadActive: (t) => active.push(t), ...fakeClock() });
+  const connected = client.connect();
+  FakeWebSocket.all[0].open();
+  await connected;
+  FakeWebSocket.all[0].onmessage({ data: JSON.stringify({ type: "thread", thread_id: "t7", title: "Cats <b>" }) });
+  assert.deepEqual(active, [{ thread_id: "t7", title: "Cats <b>" }]);
+});
