@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import drain, errors, metrics, notify, runs, selectors
+from . import drain, errorpages, errors, metrics, notify, runs, selectors
 from .guests import TooManyGuests, guest_user_create
 from .inputs import BadRequest, client_id_field, json_object, message_text, run_options, seq_field
 from .models import User
@@ -130,7 +130,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.followers.error(str(exc), **({"command": command} if command in COMMANDS else {}))
         except runs.RunRefused as exc:
             await self.followers.error(str(exc), command=command, code=exc.code)
-        except Exception:
+        except Exception as exc:
+            if errorpages.unavailable(exc):  # Redis restarting: nothing was done; retry
+                logger.warning("WebSocket command %s: the event log is unreachable", command)
+                metrics.refused("unavailable")
+                await self.followers.error(errorpages.BUSY, command=command, code="unavailable")
+                return
             logger.exception("WebSocket command %s failed", command)
             await self.followers.error("The command failed unexpectedly.", command=command)
 

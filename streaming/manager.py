@@ -19,13 +19,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from . import events, metrics, services
-from .logs import EventLog, RunEnded, RunRegistry, event_log, run_registry
+from .logs import EventLog, LogUnavailable, RunEnded, RunRegistry, event_log, run_registry
 from .models import Message
 from .producer import INTERRUPTED_ERROR, SEAL_SECONDS, Producer, RunOptions
 from .structured_logs import run_fields
 
 logger = logging.getLogger(__name__)
 
+START_RETRY_SECONDS = 5.0  # how long a start waits for an unreachable event log
 TOUCH_SECONDS = 10.0  # live replies' updated_at is refreshed at least this often
 STALE_SECONDS = 120.0  # a `streaming` message untouched this long has no live run
 
@@ -96,13 +97,20 @@ class RunManager:
     ) -> None:
         await self.ensure_started()
         assert self.log is not None and self.registry is not None
-        await self.registry.register(
-            run_id,
-            {
-                "worker": self.worker_id, "owner": owner_id, "thread": thread_id,
-                "cancel_on_disconnect": options.cancel_on_disconnect,
-            },
-        )
+        meta = {
+            "worker": self.worker_id, "owner": owner_id, "thread": thread_id,
+            "cancel_on_disconnect": options.cancel_on_disconnect,
+        }
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_RETRY_SECONDS
+        while True:  # ride out a Redis restart (about a second)
+            try:
+                await self.registry.register(run_id, meta)
+                break
+            except LogUnavailable:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.25)
         producer = Producer(
             run_id=run_id, thread_id=thread_id, input=input, options=options,
             log=self.log, registry=self.registry,

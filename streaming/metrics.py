@@ -22,9 +22,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from .events import TERMINAL_TYPES, Event, is_delta
 
 Transport = Literal["sse", "websocket", "poll", "chatkit"]
-Reason = Literal["rate_limited", "draining", "no_capacity", "bad_request"]
+Reason = Literal["rate_limited", "draining", "no_capacity", "unavailable", "bad_request"]
 TRANSPORTS: tuple[Transport, ...] = ("sse", "websocket", "poll", "chatkit")
-REASONS: tuple[Reason, ...] = ("rate_limited", "draining", "no_capacity", "bad_request")
+REASONS: tuple[Reason, ...] = ("rate_limited", "draining", "no_capacity", "unavailable", "bad_request")
 
 # The runs this worker produces: run id -> its producer's start (time.monotonic()).
 _producing: dict[str, float] = {}

@@ -58,6 +58,7 @@ async def run_start(
     (`CHAT_MAX_CONCURRENT_RUNS`) or runs started per minute (`CHAT_MESSAGES_PER_MINUTE`);
     starts racing on any worker are admitted one at a time (`services.run_admit`).
     """
+    given_thread, given_message = thread, user_message
     try:
         admitted = await sync_to_async(services.run_admit)(
             thread=thread, owner=user, text=text, model_name=agent_runtime.model_name(),
@@ -77,12 +78,14 @@ async def run_start(
             input=agent_runtime.history_input(admitted.history),
             options=options or RunOptions(),
         )
-    except Exception:
-        logger.exception("could not start run %s", run_id, extra=run_fields(run_id, str(thread.pk)))
-        await sync_to_async(services.reply_finish)(
-            message_id=run_id, content="", status=Message.Status.FAILED,
-            metrics=services.NO_METRICS,
-            error="The reply could not be started.",
+    except Exception as exc:
+        logger.warning(
+            "could not start run %s; discarded", run_id, exc_info=exc, extra=run_fields(run_id, str(thread.pk))
+        )
+        # Nothing of it reached anyone: undone, so that the client's retry (same client_id)
+        # starts afresh rather than finding a reply that never began.
+        await sync_to_async(services.run_discard)(
+            admitted=admitted, keep_message=given_message is not None, keep_thread=given_thread is not None
         )
         raise
     await notify.announce_run(run_id=run_id, thread_id=str(thread.pk), text=text)

@@ -129,6 +129,19 @@ def run_admit(
     return Admitted(user_message, reply, history)
 
 
+@transaction.atomic
+def run_discard(*, admitted: Admitted, keep_message: bool, keep_thread: bool) -> None:
+    """Undo an admitted run that could not be started: its reply, the user's message
+    (unless the caller had saved it) and its thread (unless it existed before, or has other
+    messages by now)."""
+    admitted.reply.delete()
+    if not keep_message:
+        admitted.user_message.delete()
+    thread = admitted.reply.thread
+    if not keep_thread and not thread.messages.exists():
+        thread.delete()
+
+
 def _limit_refusal(user: User) -> str:
     """Why `user` may not start a run now, or "" if they may. Every run counts, however it
     was started (a message, a regenerated reply, a ChatKit retry): concurrent ones against

@@ -422,7 +422,10 @@ class RedisEventLog:
     # The registry of live runs, heartbeats and stops.
 
     async def register(self, run_id: str, meta: dict[str, Any]) -> None:
-        await self.redis.hset(_key("active", "runs"), run_id, json.dumps(meta))
+        try:
+            await self.redis.hset(_key("active", "runs"), run_id, json.dumps(meta))
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise LogUnavailable(str(exc)) from exc
 
     async def unregister(self, run_id: str) -> None:
         self.produced.discard(run_id)  # also when its final append never made it
