@@ -714,6 +714,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without the project's own settings, for the processes a
+    benchmark starts (each is given the settings it measures)."""
+    prefixes = ("REDIS_URL", "OPENAI_", "STREAM_", "DATABASE_URL", "AGENT_", "DJANGO_", "CHAT_")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+    env.update(DJANGO_SETTINGS_MODULE="chatproject.settings", PYTHONUNBUFFERED="1")
+    return env
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def catch_signals() -> None:
+    """Ctrl-C, TERM and HUP raise KeyboardInterrupt wherever the program is, even inside
+    the event loop (asyncio.run's own SIGINT handling only cancels the main task, and a
+    cancellation can be lost on Python 3.11), and so reach the caller's cleanup."""
+    for sig in SIGNALS:
+        signal.signal(sig, _interrupt)
+
+
+def hold_signals() -> None:
+    """Ignore them while the cleanup runs (`release_signals` after)."""
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def release_signals() -> None:
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.fanout == "both":  # alternate the order (ABBA...) so neither mode always goes first
@@ -721,21 +756,8 @@ def main(argv: list[str] | None = None) -> int:
         modes = [mode for r in range(args.repeat) for mode in pairs[r % 2]]
     else:
         modes = [args.fanout] * args.repeat
-    base_env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("REDIS_URL", "OPENAI_", "STREAM_", "DATABASE_URL", "AGENT_"))
-    }
-    base_env.update(DJANGO_SETTINGS_MODULE="chatproject.settings", PYTHONUNBUFFERED="1")
-
-    # Ctrl-C, TERM and HUP raise KeyboardInterrupt wherever the program is, even inside
-    # the event loop (asyncio.run's own SIGINT handling only cancels the main task, and a
-    # cancellation can be lost on Python 3.11), and so reach the cleanup below.
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, interrupt)
+    base_env = clean_env()
+    catch_signals()
     procs = Processes()
     logdir = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     results: list[Result] = []
@@ -759,8 +781,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # let the cleanup finish
+        hold_signals()  # let the cleanup finish
         procs.stop_all()
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))

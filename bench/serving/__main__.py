@@ -13,14 +13,24 @@ import os
 import platform
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.fanout import ROOT, Processes, clear_redis, db_url, pg_admin, prepare_template
+from bench.fanout import (
+    ROOT,
+    Processes,
+    catch_signals,
+    clean_env,
+    clear_redis,
+    db_url,
+    hold_signals,
+    pg_admin,
+    prepare_template,
+    release_signals,
+)
 from bench.serving.report import details, idle_details, idle_table, table
 from bench.serving.scenarios import ALIASES, IDLE_SYSTEMS, SYSTEMS, Context, measure, measure_idle
 from bench.serving.systems import extract_seed, project_settings, seed_python
@@ -145,18 +155,8 @@ def cleanup(ctx: Context) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_open_files(max(4096, 4 * (args.idle_sockets + args.streams) + 1024))
-    base_env = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith(("REDIS_URL", "OPENAI_", "STREAM_", "DATABASE_URL", "AGENT_",
-                             "DJANGO_", "CHAT_"))
-    }  # fmt: skip
-    base_env.update(DJANGO_SETTINGS_MODULE="chatproject.settings", PYTHONUNBUFFERED="1")
-
-    def interrupt(signum: int, frame: object) -> None:  # reach the cleanup from anywhere
-        raise KeyboardInterrupt
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, interrupt)
+    base_env = clean_env()
+    catch_signals()  # reach the cleanup from anywhere
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     ctx = Context(args, Processes(), tmp, tmp, base_env)
     info = machine()
@@ -178,11 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # let the cleanup finish
+        hold_signals()  # let the cleanup finish
         cleanup(ctx)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
+        release_signals()
     info["loadavg_at_end"] = os.getloadavg()
     print(f"\n== serving benchmark {info['date']}  {info['nproc']} x {info['cpu_model']}")
     print(f"   {args.streams} streams x {args.tokens} tokens at {args.tps:g} tokens/s; "

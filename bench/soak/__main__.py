@@ -13,14 +13,23 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.fanout import ROOT, Processes, fresh_database, pg_admin, prepare_template
+from bench.fanout import (
+    ROOT,
+    Processes,
+    catch_signals,
+    clean_env,
+    fresh_database,
+    hold_signals,
+    pg_admin,
+    prepare_template,
+    release_signals,
+)
 from bench.serving.systems import project_settings
 from bench.soak.checks import verify
 from bench.soak.clients import Traffic
@@ -147,18 +156,8 @@ def cleanup(args: argparse.Namespace, procs: Processes, tmp: Path, cluster: Clus
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    base_env = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith(("REDIS_URL", "OPENAI_", "STREAM_", "DATABASE_URL", "AGENT_",
-                             "DJANGO_", "CHAT_"))
-    }  # fmt: skip
-    base_env.update(DJANGO_SETTINGS_MODULE="chatproject.settings", PYTHONUNBUFFERED="1")
-
-    def interrupt(signum: int, frame: object) -> None:  # reach the cleanup from anywhere
-        raise KeyboardInterrupt
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, interrupt)
+    base_env = clean_env()
+    catch_signals()  # reach the cleanup from anywhere
     procs = Processes()
     tmp = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     info = machine()
@@ -181,11 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # let the cleanup finish
+        hold_signals()  # let the cleanup finish
         cleanup(args, procs, tmp, cluster)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
+        release_signals()
     print(f"\nlogs: {tmp}")
     return 0 if all(c.ok for c in checks) else 1
 
