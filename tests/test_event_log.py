@@ -530,3 +530,36 @@ async def test_an_append_with_a_gap_in_its_seqs_logs_each_event_under_its_own_se
     await log.append(run, [logged[0], logged[1], logged[3]])
     await log.append(run, [logged[3], logged[4]])
     assert seqs(await log.read(run, 0)) == [1, 2, 4, 5]
+
+
+async def test_a_batch_redis_could_not_take_goes_first_with_the_runs_next_append(redis_url, monkeypatch) -> None:
+    """Redis away for longer than the appends are retried: the append fails (its producer
+    hears so), and its events are kept, to be logged in order before the run's next ones:
+    the log never skips a seq."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from streaming.logs import LogUnavailable
+    from streaming.logs import redis as module
+
+    monkeypatch.setattr(module, "WRITE_RETRY_SECONDS", 0.2)
+    made = Logs("redis", redis_url)
+    log = made.make()
+    run = made.name()
+    logged = run_events(run, ["a", "b", "c", "d"], end=False)
+    real = log._append_all
+    down = True
+
+    async def flaky(batch):
+        if down:
+            raise RedisConnectionError("Connection refused")
+        await real(batch)
+
+    monkeypatch.setattr(log, "_append_all", flaky)
+    try:
+        with pytest.raises(LogUnavailable):
+            await log.append(run, logged[:3])
+        down = False
+        await log.append(run, logged[3:])
+        assert await log.read(run, 0) == logged
+    finally:
+        await made.close()
