@@ -18,7 +18,7 @@ from chatkit.store import NotFoundError
 from chatkit.types import ChatKitReq, UserMessageInput
 from csp.decorators import csp_update
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -231,14 +231,16 @@ def _unsupported(parsed: Any) -> str:
 
 
 @require_GET
-@login_required
 @csp_update({
     "script-src": ["https://cdn.platform.openai.com"],
     "frame-src": ["https://cdn.platform.openai.com"],
     "connect-src": ["https://api.openai.com", "https://cdn.platform.openai.com"],
 })
 def chatkit_page(request: HttpRequest) -> HttpResponse:
-    """`/chatkit/`: ChatKit's web component, on a hosted workflow or on this server."""
+    """`/chatkit/`: ChatKit's web component, on a hosted workflow or on this server. A
+    visitor gets a guest with their first request from it (guests allowed), or logs in."""
+    if not request.user.is_authenticated and not settings.CHAT_ALLOW_GUESTS:
+        return redirect_to_login(request.get_full_path())
     mode = backend()
     problem = _hosted_problem() if mode == "hosted" else ""
     config = {

@@ -1,9 +1,12 @@
 """Guest access: a visitor without an account gets a real user bound to their session.
 
-A guest is made only for a request that reaches one of the site's own views (a page that
-does not exist, static files, the admin and the account pages make none), and at most
-`CHAT_GUESTS_PER_ADDRESS` per client address: beyond that the visitor is asked to log in,
-so that an anonymous client cannot mint itself users, and fresh per-user quotas, at will.
+A guest is made only when a visitor first does something that needs an identity: a
+request that changes something (not GET or HEAD: reading a page makes no user; the chat
+page asks for its identity with `POST /api/session` before it connects), to one of the
+site's own views (a page that does not exist, static files, the admin and the account
+pages make none), and at most `CHAT_GUESTS_PER_ADDRESS` per client address: beyond that
+the visitor is asked to log in, so that an anonymous client cannot mint itself users, and
+fresh per-user quotas, at will.
 """
 
 from collections.abc import Awaitable, Callable
@@ -42,9 +45,11 @@ async def guest_user_create(address: str) -> User:
     return await sync_to_async(services.guest_user_create)()
 
 
-def _chat_view(path: str) -> bool:
-    """Whether `path` is one of the site's own views (not a 404, not an exempt prefix)."""
-    if path.startswith(EXEMPT_PREFIXES):
+def _needs_identity(request: HttpRequest) -> bool:
+    """Whether the request acts (not a read) on one of the site's own views (not a 404,
+    not an exempt prefix)."""
+    path = request.path_info
+    if request.method in ("GET", "HEAD", "OPTIONS") or path.startswith(EXEMPT_PREFIXES):
         return False
     try:
         resolve(path)
@@ -65,7 +70,7 @@ class GuestMiddleware:
             markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        if settings.CHAT_ALLOW_GUESTS and _chat_view(request.path_info):
+        if settings.CHAT_ALLOW_GUESTS and _needs_identity(request):
             user = await request.auser()
             if not user.is_authenticated:
                 try:

@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/login/", accounts.login_view, name="login"),  # throttled on failures
     path("accounts/", include("django.contrib.auth.urls")),
     # The native API (docs/api.md).
+    path("api/session", views.session, name="session"),
     path("api/threads", views.threads, name="threads"),
     path("api/threads/<uuid:thread_id>", views.thread_detail, name="thread"),
     path("api/threads/<uuid:thread_id>/messages", views.thread_messages, name="thread-messages"),

@@ -4,7 +4,8 @@
 import logging
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth.decorators import login_required
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -40,16 +41,19 @@ async def favicon(request: HttpRequest) -> HttpResponse:
     return HttpResponse(status=204)
 
 
-@login_required
 async def chat_page(request: HttpRequest, thread_id: object = None) -> HttpResponse:
-    user = await request.auser()
+    """The chat. A visitor with no identity yet sees an empty one (guests allowed; the page
+    asks for its guest before it connects) or is sent to log in."""
+    user = await request_user(request)
+    if user is None and not settings.CHAT_ALLOW_GUESTS:
+        return redirect_to_login(request.get_full_path())
     thread = None
     if thread_id is not None:
-        thread = await selectors.thread_for_user(user=user, thread_id=thread_id)
+        thread = user and await selectors.thread_for_user(user=user, thread_id=thread_id)
         if thread is None:
             raise Http404(errors.NO_THREAD)
     context = {
-        "threads": await selectors.thread_list_for_user(user=user),
+        "threads": await selectors.thread_list_for_user(user=user) if user else [],
         "thread": thread,
         "messages": await selectors.thread_messages(thread=thread) if thread else [],
         "offline": agent_runtime.model_name() == "offline",
@@ -68,9 +72,22 @@ async def _thread(request: HttpRequest, thread_id: object) -> tuple[User | None,
 
 
 @json_csrf
+@require_POST
+async def session(request: HttpRequest) -> HttpResponse:
+    """`POST /api/session`: who the requester is; a visitor gets their guest here (the chat
+    page asks before it connects, so that its WebSocket carries the session)."""
+    user = await request_user(request)
+    if user is None:
+        return json_error(errors.LOGIN_REQUIRED, status=401)
+    return JsonResponse({"user": {"username": user.username, "guest": user.is_guest}})
+
+
+@json_csrf
 @require_http_methods(["GET", "POST"])
 async def threads(request: HttpRequest) -> HttpResponse:
     user = await request_user(request)
+    if user is None and request.method == "GET" and settings.CHAT_ALLOW_GUESTS:
+        return JsonResponse({"threads": []})  # a visitor without a guest yet has none
     if user is None:
         return json_error(errors.LOGIN_REQUIRED, status=401)
     if request.method == "GET":

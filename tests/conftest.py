@@ -14,6 +14,7 @@ import httpx
 import pytest
 from asgiref.sync import SyncToAsync
 from django.db import connection, connections
+from django.test import AsyncClient
 
 from deploy.twin import free_port
 from tests.standin import StandinServer
@@ -156,6 +157,15 @@ def guest_session(base_url: str) -> httpx.Client:
     assert response.status_code == 200
     client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
     client.headers["Origin"] = base_url
+    assert client.post("/api/session", json={}).status_code == 200  # as the page does: its guest
+    return client
+
+
+async def guest_client(**options: Any) -> AsyncClient:
+    """An in-process client holding a guest session (asked for as the chat page does)."""
+    client = AsyncClient(**options)
+    response = await client.post("/api/session", data="{}", content_type="application/json")
+    assert response.status_code == 200, response.content
     return client
 
 

@@ -33,13 +33,20 @@ def stream(client: Client, **body) -> tuple[int, list[dict]]:
     return async_to_sync(post)()
 
 
-def test_first_visit_creates_a_guest_and_keeps_it() -> None:
+def test_reading_makes_no_guest_and_the_first_action_makes_one_that_is_kept() -> None:
     client = Client()
-    assert client.get("/").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and b'data-identity="none"' in page.content
+    assert client.get("/api/threads").json() == {"threads": []}
+    assert User.objects.count() == 0  # page views make no users
+    assert client.post("/api/session", data={}, content_type="application/json").json() == {
+        "user": {"username": User.objects.get().username, "guest": True}
+    }
     guest = User.objects.get()
     assert guest.is_guest and guest.username.startswith("guest-")
     assert not guest.has_usable_password()
-    assert client.get("/").status_code == 200
+    assert b'data-identity="yes"' in client.get("/").content
+    assert client.post("/api/threads", data={}, content_type="application/json").status_code == 201
     assert User.objects.count() == 1
 
 
@@ -110,8 +117,7 @@ def test_log_in_and_log_out() -> None:
     assert response.status_code == 302
     assert client.get("/").context["user"].username == "dave"
     assert client.post(reverse("logout")).status_code == 302
-    client.get("/")
-    assert client.get("/").context["user"].is_guest
+    assert not client.get("/").context["user"].is_authenticated  # reading makes no guest
 
 
 def test_pages_that_do_not_exist_and_static_files_make_no_guests() -> None:
@@ -129,18 +135,22 @@ def test_new_guests_per_address_are_limited_and_existing_guests_unaffected(setti
 
     cache.clear()
     settings.CHAT_GUESTS_PER_ADDRESS = "3/h"
-    first = Client()
-    assert first.get("/").status_code == 200
+    def new_visitor(**extra: str) -> Client:
+        client = Client(**extra)
+        client.post("/api/session", data={}, content_type="application/json")
+        return client
+
+    first = new_visitor()
     for _ in range(2):
-        assert Client().get("/").status_code == 200
-    page = Client().get("/")
+        new_visitor()
+    page = Client().post("/", data={})
     assert page.status_code == 429 and "Too many new guests" in page.content.decode()
     api = Client().post("/api/threads", data={}, content_type="application/json")
     assert api.status_code == 429
     assert api.json() == {"error": "Too many new guests from your address; log in or sign up, or try again later."}
     assert User.objects.count() == 3
     assert first.post("/api/threads", data={}, content_type="application/json").status_code == 201
-    assert Client(REMOTE_ADDR="10.1.2.3").get("/").status_code == 200  # another address
+    new_visitor(REMOTE_ADDR="10.1.2.3")  # another address
     assert User.objects.count() == 4
 
 

@@ -16,6 +16,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from streaming.models import Message, Thread
+from tests.conftest import guest_client
 from tests.test_websocket import socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("run_cleanup")]
@@ -47,9 +48,8 @@ SEED_URLS = [
 
 
 async def guest() -> AsyncClient:
-    client = AsyncClient(raise_request_exception=False)
-    assert (await client.get("/")).status_code == 200
-    return client
+    """An in-process client holding a guest session."""
+    return await guest_client(raise_request_exception=False)
 
 
 async def thread_of(client: AsyncClient) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from channels.testing import HttpCommunicator, WebsocketCommunicator
-from django.test import AsyncClient, Client
+from django.test import AsyncClient
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,11 +28,11 @@ from streaming.logs.memory import MemoryEventLog
 from streaming.manager import run_reap
 from streaming.models import Message, Thread, User
 from streaming.structured_logs import JsonFormatter
-from tests.conftest import ROOT, ended_reply, free_port, guest_session
+from tests.conftest import ROOT, ended_reply, free_port, guest_client, guest_session
 from tests.seed_clients import pieces, sse_ids
 from tests.sse import parse_sse
 from tests.standin import Reply
-from tests.test_errorpages import failing, pool_exhausted
+from tests.test_errorpages import failing, member, pool_exhausted
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("run_cleanup")]
 
@@ -69,9 +69,8 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 async def guest() -> AsyncClient:
-    client = AsyncClient()
-    assert (await client.get("/api/threads")).status_code == 200
-    return client
+    """An in-process client holding a guest session."""
+    return await guest_client()
 
 
 async def post(client: AsyncClient, url: str, body: object) -> tuple[int, dict]:
@@ -210,7 +209,7 @@ async def test_a_draining_worker_counts_what_it_turns_away(monkeypatch) -> None:
 def test_no_free_database_connection_counts_as_refused_no_capacity(monkeypatch) -> None:
     monkeypatch.setattr(selectors, "thread_list_for_user", failing(pool_exhausted()))
     before = scrape()
-    assert Client(raise_request_exception=False).get("/api/threads").status_code == 503
+    assert member().get("/api/threads").status_code == 503
     refused = scrape()("chat_requests_refused_total", reason="no_capacity")
     assert refused == before("chat_requests_refused_total", reason="no_capacity") + 1
 

@@ -13,7 +13,7 @@ import pytest
 from django.test import AsyncClient
 
 from streaming.models import Message, Thread, User
-from tests.conftest import guest_session
+from tests.conftest import guest_client, guest_session
 from tests.seed_clients import pieces, sse_ids, whole_events
 from tests.standin import Reply, split_tokens
 from tests.test_seed_api import BAD_FIELDS, NOT_AN_OBJECT
@@ -36,9 +36,8 @@ async def call(client: AsyncClient, method: str, url: str, body: Any = None, **h
 
 
 async def guest() -> AsyncClient:
-    client = AsyncClient()
-    assert (await client.get("/api/threads")).status_code == 200
-    return client
+    """An in-process client holding a guest session."""
+    return await guest_client()
 
 
 async def start(client: AsyncClient, message: str = "hi", **options: Any) -> dict:
@@ -432,7 +431,8 @@ async def test_conversations_started_an_hour_are_limited_whichever_way_they_star
 async def test_json_posts_need_no_csrf_token_unless_cross_site(settings) -> None:
     settings.OPENAI_API_KEY = ""
     client = AsyncClient(enforce_csrf_checks=True)
-    assert (await client.get("/")).status_code == 200  # a guest session and a CSRF cookie
+    assert (await client.get("/")).status_code == 200  # a CSRF cookie
+    assert (await call(client, "post", "/api/session", {}))[0] == 200  # the page's guest
     token = client.cookies["csrftoken"].value
 
     # Same-site or no Origin/Referer: accepted without a token.

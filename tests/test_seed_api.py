@@ -16,7 +16,7 @@ import pytest
 from django.test import AsyncClient, Client
 
 from streaming.models import Message, Thread
-from tests.conftest import guest_session
+from tests.conftest import guest_client, guest_session
 from tests.seed_clients import (
     buffered_client,
     chatkit_client,
@@ -50,9 +50,7 @@ async def post(client: AsyncClient, url: str, body: Any, **headers: str) -> tupl
 
 async def guest() -> AsyncClient:
     """An in-process client holding a guest session."""
-    client = AsyncClient()
-    assert (await client.get("/api/threads")).status_code == 200
-    return client
+    return await guest_client()
 
 
 # A live server, with the seed's own clients.

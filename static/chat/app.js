@@ -189,7 +189,9 @@ for (const item of list.querySelectorAll(".message")) {
   }
 }
 if (root.dataset.threadId) client.watch(root.dataset.threadId);
-client.connect().catch((error) => showStatus(error.message));
+// A visitor gets their guest (and session cookie) before the WebSocket connects with it.
+const identified = root.dataset.identity === "none" ? client.request("/api/session", {}) : Promise.resolve();
+identified.then(() => client.connect()).catch((error) => showStatus(error.message));
 setBusy();
 showStatus();
 
