@@ -602,6 +602,52 @@ def test_a_conversation_started_in_one_tab_appears_in_the_others_sidebar(
     expect(tab_b.locator("li.message")).to_have_count(0)  # tab B stays on its own new chat
 
 
+# Everyday things: dark mode, Escape, drafts.
+
+
+def background(page: Page) -> str:
+    return page.evaluate("getComputedStyle(document.body).backgroundColor")
+
+
+def test_dark_mode_follows_the_system_and_the_toggle_is_remembered(site: str, context: BrowserContext) -> None:
+    page = context.new_page()
+    page.emulate_media(color_scheme="dark")
+    open_chat(page, site)
+    assert background(page) == "rgb(15, 17, 21)"
+    toggle = page.get_by_role("button", name="Dark mode")
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    toggle.click()  # the reader prefers light, whatever the system says
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    assert background(page) == "rgb(247, 247, 248)"
+    page.reload()
+    expect(page.locator("#status")).to_have_attribute("data-state", "open")
+    assert background(page) == "rgb(247, 247, 248)"
+    assert page.locator("link[data-code-theme='light']").get_attribute("media") == "all"
+    assert page.locator("link[data-code-theme='dark']").get_attribute("media") == "not all"
+    assert no_csp_violations(page) == []
+
+
+def test_escape_stops_a_streaming_reply_and_the_draft_survives_a_reload(
+    site: str, standin: StandinServer, context: BrowserContext
+) -> None:
+    text = sentence(120)
+    standin.script(Reply(text=text, tps=40))
+    page = context.new_page()
+    open_chat(page, site)
+    reply = send(page, "Tell me a long story")
+    wait_streaming_past(page, reply, 20)
+    page.keyboard.press("Escape")
+    run_id = finish(reply, "stopped")
+    assert visible_text(reply) == stored(run_id).content
+
+    page.get_by_label("Message").fill("half a thought, to finish later")
+    page.reload()
+    expect(page.locator("#status")).to_have_attribute("data-state", "open")
+    expect(page.get_by_label("Message")).to_have_value("half a thought, to finish later")
+    page.get_by_role("link", name="New chat").click()
+    expect(page.get_by_label("Message")).to_have_value("")  # a draft per conversation
+
+
 def test_another_guest_cannot_see_the_thread(
     site: str, standin: StandinServer, new_context: Callable[[], BrowserContext]
 ) -> None:

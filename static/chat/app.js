@@ -195,12 +195,42 @@ identified.then(() => client.connect()).catch((error) => showStatus(error.messag
 setBusy();
 showStatus();
 
+// The composer keeps a draft per conversation (a new chat's too) across reloads.
+function draftKey() {
+  return `draft:${root.dataset.threadId || "new"}`;
+}
+
+function remember(key, value) {
+  try {
+    if (value) localStorage.setItem(key, value);
+    else localStorage.removeItem(key);
+  } catch {
+    // storage refused (private mode): no draft kept
+  }
+}
+
+try {
+  input.value = localStorage.getItem(draftKey()) ?? "";
+} catch {
+  // no storage: an empty composer
+}
+input.addEventListener("input", () => remember(draftKey(), input.value));
+
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = input.value;
   if (!text.trim() || active) return;
   input.value = "";
+  remember(draftKey(), "");
   send(text);
+});
+
+// Escape stops the reply that is streaming (as the Stop button does).
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && !event.isComposing && replies.has(active)) {
+    event.preventDefault();
+    client.stop(active).catch((error) => showStatus(error.message));
+  }
 });
 
 input.addEventListener("keydown", (event) => {
