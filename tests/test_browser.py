@@ -570,7 +570,10 @@ def test_a_new_conversation_appears_in_the_sidebar_at_once_and_the_active_one_mo
     open_chat(page, site)
     threads = page.get_by_role("complementary", name="Conversations").get_by_role("listitem")
     expect(threads).to_have_text(["No conversations yet."])
+    empty = page.get_by_text("A new conversation. Type a message below")
+    expect(empty).to_be_visible()  # a new chat says what to do
     finish(send(page, "First question   about cats"))
+    expect(empty).to_be_hidden()
     expect(threads).to_have_count(1, timeout=1000)  # without a reload, within a second
     expect(threads.first.get_by_role("link")).to_have_text("First question about cats", timeout=1000)
     expect(threads.first).to_have_attribute("aria-current", "page")

@@ -74,6 +74,7 @@ function addMessage(role, text, status = "streaming") {
     item.append(metrics);
   }
   list.append(item);
+  document.getElementById("empty-state").hidden = true;
   item.scrollIntoView({ block: "end" });
   return item;
 }
