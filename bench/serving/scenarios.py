@@ -161,8 +161,9 @@ async def drive(
 
 
 def start_profilers(ctx: Context, pids: list[int], result: Result) -> list[subprocess.Popen]:
-    """`py-spy record` on each server process over the load (`--profile DIR`): a speedscope
-    profile per process, named after the measurement. py-spy's own sampling costs CPU, so
+    """`py-spy record` on each server process over the load (`--profile DIR`): collapsed
+    stacks (py-spy's raw format) of the threads holding the GIL, a file per process, named
+    after the measurement. py-spy's own sampling costs CPU, so
     a profiled measurement's CPU numbers are not comparable with unprofiled ones."""
     out = ctx.args.profile
     out.mkdir(parents=True, exist_ok=True)
