@@ -6,6 +6,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from .models import Message, Thread, User
+from .selectors import shown_branch
 
 METRIC_FIELDS = ("ttft_seconds", "token_count", "duration_seconds", "tokens_per_second")
 
@@ -17,14 +18,55 @@ class ChatUserAdmin(UserAdmin):
     fieldsets = (*UserAdmin.fieldsets, ("Chat", {"fields": ("is_guest",)}))
 
 
+class Branches:
+    """Where a message stands among its conversation's branches (regenerated replies and
+    edited messages are versions of one turn; the thread shows one branch)."""
+
+    def __init__(self) -> None:
+        self._threads: dict[object, tuple[set[object], dict[object, list[object]]]] = {}
+
+    def _of(self, message: Message) -> tuple[set[object], dict[object, list[object]]]:
+        if message.thread_id not in self._threads:
+            thread = Thread.objects.only("current").get(pk=message.thread_id)
+            rows = list(thread.messages.order_by("created_at").only("id", "parent_id"))
+            turns: dict[object, list[object]] = {}
+            for row in rows:
+                turns.setdefault(row.parent_id, []).append(row.pk)
+            shown = {m.pk for m in shown_branch(rows, thread.current_id)}
+            self._threads[message.thread_id] = (shown, turns)
+        return self._threads[message.thread_id]
+
+    def version(self, message: Message) -> str:
+        ids = self._of(message)[1].get(message.parent_id, [message.pk])
+        return f"{ids.index(message.pk) + 1} of {len(ids)}" if message.pk in ids else "–"
+
+    def shown(self, message: Message) -> bool:
+        return message.pk in self._of(message)[0]
+
+
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ("created_at", "role", "status", "content", "model_name", *METRIC_FIELDS, "error")
+    fields = (
+        "created_at", "role", "status", "content", "version", "shown", "parent", "model_name",
+        *METRIC_FIELDS, "error",
+    )
     readonly_fields = fields
     ordering = ("created_at",)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.branches = Branches()  # an instance per request
+
+    @admin.display(description="version")
+    def version(self, obj: Message) -> str:
+        return self.branches.version(obj)
+
+    @admin.display(description="shown", boolean=True)
+    def shown(self, obj: Message) -> bool:
+        return self.branches.shown(obj)
 
     def has_add_permission(self, request: HttpRequest, obj: Thread | None = None) -> bool:
         return False
@@ -40,8 +82,8 @@ class ThreadAdmin(admin.ModelAdmin):
         ("owner", admin.RelatedOnlyFieldListFilter),
     )
     search_fields = ("title", "messages__content", "owner__username", "external_id")
-    readonly_fields = ("id", "created_at", "updated_at")
-    fields = ("id", "owner", "title", "external_id", "created_at", "updated_at")
+    readonly_fields = ("id", "current", "created_at", "updated_at")
+    fields = ("id", "owner", "title", "external_id", "current", "created_at", "updated_at")
     raw_id_fields = ("owner",)
     date_hierarchy = "updated_at"
     inlines = [MessageInline]
@@ -65,12 +107,16 @@ class ThreadAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "thread", "role", "status", "model_name", *METRIC_FIELDS, "created_at")
+    list_display = ("__str__", "thread", "role", "status", "version", "model_name", *METRIC_FIELDS, "created_at")
     list_filter = ("status", "role", "model_name", "created_at")
     search_fields = ("content", "thread__title", "error")
     readonly_fields = tuple(f.name for f in Message._meta.fields)
     list_select_related = ("thread",)
     date_hierarchy = "created_at"
+
+    @admin.display(description="version")
+    def version(self, obj: Message) -> str:
+        return Branches().version(obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -27,7 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from . import errors, runs
+from . import errors, runs, selectors, services
 from .models import Message, Thread, User
 
 __all__ = ["ChatKitContext", "ModelStore", "NotFoundError", "item_text"]
@@ -146,8 +146,9 @@ class ModelStore(Store[ChatKitContext]):
     async def load_thread_items(
         self, thread_id: str, after: str | None, limit: int, order: str, context: ChatKitContext
     ) -> Page[ThreadItem]:
-        await self._thread(thread_id, context)
-        messages = await _after(self._messages(thread_id, context), after, order)
+        thread = await self._thread(thread_id, context)
+        shown = await selectors.shown_ids(thread=thread)  # the branch the chat page shows
+        messages = await _after(self._messages(thread_id, context).filter(pk__in=shown), after, order)
         rows = [message async for message in messages[: limit + 1]]
         return _page(rows, limit, _message_item)
 
@@ -176,7 +177,7 @@ class ModelStore(Store[ChatKitContext]):
             with transaction.atomic():
                 existing = Message.objects.select_for_update().filter(pk=pk).first()
                 if existing is None:
-                    Message.objects.create(pk=pk, thread=thread, role=role, content=text)
+                    services.message_append(thread=thread, role=role, content=text, pk=pk)
                 elif existing.thread_id != thread.pk:
                     raise NotFoundError(f"No such item: {item.id!r}")
                 elif role == Message.Role.USER and existing.content != text:

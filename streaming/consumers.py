@@ -219,6 +219,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         run_id = notice["run_id"]
         if not self.followers.knows(run_id) and not self.followers.closed:
             await self.followers.control(
-                "run", run_id=run_id, thread_id=notice["thread_id"], message=notice["message"]
+                "run", run_id=run_id, thread_id=notice["thread_id"], message=notice["message"],
+                branch=notice.get("branch", False),
             )
             self.followers.follow(run_id, 0)

@@ -4,6 +4,8 @@ Every check raises `BadRequest` with a message that says what is wrong; views an
 with a 400 (`json_error`), the WebSocket with an error event.
 """
 
+import contextlib
+import uuid
 from typing import Any
 
 import orjson
@@ -95,6 +97,17 @@ def client_id_field(body: dict[str, Any]) -> str | None:
     """The optional `client_id`: the client's id for a message, so that a retry of it
     attaches to the reply the first attempt started instead of starting another."""
     return short_string(body, "client_id", CLIENT_ID_LIMIT, required=False)
+
+
+def message_id_field(body: dict[str, Any], name: str, *, required: bool) -> uuid.UUID | None:
+    """A message's id (a UUID string), or None when absent and optional."""
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, str) and len(value) <= 36:
+        with contextlib.suppress(ValueError):
+            return uuid.UUID(value)
+    raise BadRequest(f"'{name}' must be a message id.")
 
 
 def title_field(body: dict[str, Any], *, required: bool) -> str:

@@ -21,6 +21,12 @@ class Thread(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="threads"
     )
     title = models.CharField(max_length=200, blank=True)
+    # The last message of the branch shown (a conversation is a tree once a reply is
+    # regenerated or a message edited: see `Message.parent`).
+    current = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The last message of the branch shown.",
+    )
     # NULL, not "", for threads without one: the per-owner unique constraint ignores NULLs.
     external_id = models.CharField(  # noqa: DJ001
         max_length=200, blank=True, null=True, help_text="A client's id for it (ChatKit thread id)."
@@ -56,6 +62,12 @@ class Message(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    # The message this one follows: a reply's question, or the reply a message answers
+    # (None for a conversation's first). Messages with the same parent are versions of one
+    # turn: regenerated replies, edited messages.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(

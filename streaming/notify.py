@@ -23,7 +23,8 @@ class RunAnnounced(TypedDict):
     type: Literal["run"]
     run_id: str
     thread_id: str
-    message: str  # the user's message that started the run
+    message: str  # the user's message that started the run ("" for a regenerated reply)
+    branch: bool  # a new version of a message or reply: the conversation shown changes
 
 
 class ThreadActive(TypedDict):
@@ -40,9 +41,11 @@ def user_topic(user_id: object) -> str:
     return f"user-{user_id}"  # never a thread's id (a UUID)
 
 
-async def announce_run(*, run_id: str, thread_id: str, text: str) -> None:
+async def announce_run(*, run_id: str, thread_id: str, text: str, branch: bool = False) -> None:
     """Tell the thread's watchers about the run and the message that started it."""
-    notice: RunAnnounced = {"type": "run", "run_id": run_id, "thread_id": thread_id, "message": text}
+    notice: RunAnnounced = {
+        "type": "run", "run_id": run_id, "thread_id": thread_id, "message": text, "branch": branch,
+    }
     try:
         await run_registry().announce(thread_id, dict(notice))
     except Exception:

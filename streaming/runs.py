@@ -18,12 +18,15 @@ from .structured_logs import run_fields
 from .subscribe import RunNotFound, Subscription, subscribe
 
 __all__ = [
-    "RunHandle", "RunNotFound", "RunOptions", "RunRefused", "client_key", "run_exists", "run_for_user",
+    "NotAllowed", "RunHandle", "RunNotFound", "RunOptions", "RunRefused", "client_key", "run_exists", "run_for_user",
     "run_events", "run_start", "run_start_once", "run_stop", "run_subscribe", "run_subscription",
     "thread_delete",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+NotAllowed = services.NotAllowed
 
 
 class RunRefused(Exception):
@@ -49,10 +52,15 @@ async def run_start(
     options: RunOptions | None = None,
     client_id: str | None = None,
     user_message: Message | None = None,
+    edit_of: Message | None = None,
+    regenerate: Message | None = None,
 ) -> RunHandle:
     """Save the user's message and a `streaming` reply (in a new thread if `thread` is
     None), and start generating it. `user_message` is the user's message when a caller has
-    saved it already (ChatKit's store does); `text` is then its text.
+    saved it already (ChatKit's store does); `text` is then its text. With `edit_of` the
+    message is a new version of that one; with `regenerate` (a finished reply) no message
+    is saved and the reply is a new version of that one (`services.run_admit`; raises
+    `NotAllowed` if they are not the thread's).
 
     Raises `RunRefused` when the user is over a limit: concurrent runs
     (`CHAT_MAX_CONCURRENT_RUNS`) or runs started per minute (`CHAT_MESSAGES_PER_MINUTE`);
@@ -62,7 +70,7 @@ async def run_start(
     try:
         admitted = await sync_to_async(services.run_admit)(
             thread=thread, owner=user, text=text, model_name=agent_runtime.model_name(),
-            client_id=client_id, user_message=user_message,
+            client_id=client_id, user_message=user_message, edit_of=edit_of, regenerate=regenerate,
         )
     except services.LimitReached as exc:
         metrics.refused("rate_limited")
@@ -85,10 +93,15 @@ async def run_start(
         # Nothing of it reached anyone: undone, so that the client's retry (same client_id)
         # starts afresh rather than finding a reply that never began.
         await sync_to_async(services.run_discard)(
-            admitted=admitted, keep_message=given_message is not None, keep_thread=given_thread is not None
+            admitted=admitted,
+            keep_message=given_message is not None or regenerate is not None,
+            keep_thread=given_thread is not None,
         )
         raise
-    await notify.announce_run(run_id=run_id, thread_id=str(thread.pk), text=text)
+    branched = edit_of is not None or regenerate is not None
+    await notify.announce_run(
+        run_id=run_id, thread_id=str(thread.pk), text="" if regenerate else text, branch=branched
+    )
     await notify.announce_thread(
         user_id=user.pk, thread_id=str(thread.pk), title=thread.title or services.title_from_text(text)
     )
@@ -107,17 +120,26 @@ async def run_start_once(
     text: str,
     client_id: str | None,
     options: RunOptions | None = None,
+    edit_of: Message | None = None,
+    regenerate: Message | None = None,
 ) -> tuple[RunHandle, bool]:
     """`run_start`, unless `client_id` (the client's id for this message, the same on every
     retry of it) already has a reply: then that reply's handle. Returns (handle, started)."""
     if client_id is None:
-        return await run_start(user=user, thread=thread, text=text, options=options), True
+        started = await run_start(
+            user=user, thread=thread, text=text, options=options, edit_of=edit_of, regenerate=regenerate
+        )
+        return started, True
     key = client_key(user, client_id)
     existing = await _handle_for(key)
     if existing is not None:
         return existing, False
     try:
-        return await run_start(user=user, thread=thread, text=text, options=options, client_id=key), True
+        started = await run_start(
+            user=user, thread=thread, text=text, options=options, client_id=key,
+            edit_of=edit_of, regenerate=regenerate,
+        )
+        return started, True
     except IntegrityError:  # a concurrent retry with the same id won the race
         existing = await _handle_for(key)
         assert existing is not None

@@ -35,13 +35,80 @@ async def thread_list_for_user(*, user: User, limit: int = 100) -> list[Thread]:
 
 
 async def thread_messages(*, thread: Thread) -> list[Message]:
-    return [m async for m in thread.messages.order_by("created_at")]
+    """The conversation as shown: the branch ending at the thread's current message, oldest
+    first, each message with its `versions` (`Versions`)."""
+    return shown_branch([m async for m in thread.messages.order_by("created_at")], thread.current_id)
 
 
-def history_of(*, thread: Thread) -> list[HistoryTurn]:
-    """The thread's turns with text, oldest first, as agent input."""
-    rows = thread.messages.exclude(content="").order_by("created_at").values_list("role", "content")
-    return [HistoryTurn(role=role, content=content) for role, content in rows]
+async def thread_all_messages(*, thread: Thread) -> list[Message]:
+    """Every message of every branch, oldest first, each with its `versions`."""
+    messages = [m async for m in thread.messages.order_by("created_at")]
+    number_versions(messages, messages)
+    return messages
+
+
+@dataclass(frozen=True)
+class Versions:
+    """A message among the versions of its turn (the messages with its parent): regenerated
+    replies, edited messages. `ids` oldest first; `number` is 1-based."""
+
+    number: int
+    ids: list[str]
+
+
+def shown_branch(messages: list[Message], leaf_id: object) -> list[Message]:
+    """The branch of `messages` (a conversation's, oldest first) that ends at `leaf_id`
+    (at the last message if that is not one of them), root first, versions numbered."""
+    by_id = {m.pk: m for m in messages}
+    leaf = by_id.get(leaf_id) or (messages[-1] if messages else None)
+    branch: list[Message] = []
+    seen: set[object] = set()
+    while leaf is not None and leaf.pk not in seen:
+        seen.add(leaf.pk)
+        branch.append(leaf)
+        leaf = by_id.get(leaf.parent_id)
+    branch.reverse()
+    number_versions(branch, messages)
+    return branch
+
+
+def number_versions(numbered: list[Message], messages: list[Message]) -> None:
+    """Set `versions` on each of `numbered`, counting its turn's versions in `messages`."""
+    turns: dict[object, list[str]] = {}
+    for m in messages:
+        turns.setdefault(m.parent_id, []).append(str(m.pk))
+    for m in numbered:
+        ids = turns.get(m.parent_id, [str(m.pk)])
+        m.versions = Versions(ids.index(str(m.pk)) + 1, ids)  # type: ignore[attr-defined]
+
+
+def branch_leaf(messages: list[Message], message_id: object) -> Message | None:
+    """Where a branch shown from `message_id` on ends: following, from it, the most recent
+    message of each turn. None if `message_id` is not one of `messages` (oldest first)."""
+    latest_child: dict[object, Message] = {}
+    found = None
+    for m in messages:  # oldest first: the last child seen is the most recent
+        latest_child[m.parent_id] = m
+        if str(m.pk) == str(message_id):
+            found = m
+    seen: set[object] = set()
+    while found is not None and found.pk in latest_child and found.pk not in seen:
+        seen.add(found.pk)
+        found = latest_child[found.pk]
+    return found
+
+
+async def shown_ids(*, thread: Thread) -> list[object]:
+    """The ids of the messages shown (`thread_messages`), oldest first."""
+    rows = [m async for m in thread.messages.order_by("created_at").only("id", "parent_id")]
+    return [m.pk for m in shown_branch(rows, thread.current_id)]
+
+
+def history_to(*, thread: Thread, message_id: object) -> list[HistoryTurn]:
+    """The turns with text of the branch ending at `message_id`, oldest first, as agent
+    input."""
+    rows = list(thread.messages.order_by("created_at").only("id", "parent_id", "role", "content"))
+    return [HistoryTurn(role=m.role, content=m.content) for m in shown_branch(rows, message_id) if m.content]
 
 
 async def thread_live_runs(*, thread: Thread) -> list[str]:
@@ -70,6 +137,22 @@ async def reply_for_user(*, user: User, run_id: object) -> Message | None:
         return None
 
 
+async def reply_to_regenerate(*, user: User, run_id: object) -> Message | None:
+    """The reply with its thread if `user` owns it, else None."""
+    replies = Message.objects.filter(role=Message.Role.ASSISTANT, thread__owner=user).select_related("thread")
+    try:
+        return await replies.aget(pk=run_id)
+    except (Message.DoesNotExist, ValidationError, ValueError, TypeError):
+        return None
+
+
+async def message_in_thread(*, thread: Thread, message_id: object) -> Message | None:
+    try:
+        return await thread.messages.aget(pk=message_id)
+    except (Message.DoesNotExist, ValidationError, ValueError, TypeError):
+        return None
+
+
 async def reply_status(*, run_id: str) -> str | None:
     """The reply's status, or None if it is gone (its conversation was deleted)."""
     status: str | None = await Message.objects.values_list("status", flat=True).filter(pk=run_id).afirst()
@@ -83,12 +166,4 @@ async def reply_by_client_key(*, key: str) -> Message | None:
 
 async def question_of(*, reply: Message) -> str:
     """The id of the user message a reply answers ("" if none)."""
-    asked = await (
-        Message.objects.filter(
-            thread_id=reply.thread_id, role=Message.Role.USER, created_at__lte=reply.created_at
-        )
-        .order_by("-created_at")
-        .values_list("pk", flat=True)
-        .afirst()
-    )
-    return str(asked or "")
+    return str(reply.parent_id or "")

@@ -21,14 +21,19 @@ def thread_json(thread: Thread) -> dict[str, Any]:
 
 
 def message_json(message: Message) -> dict[str, Any]:
-    """A message with its status and, for replies, the run id and metrics."""
+    """A message with its status, its place in the conversation (its parent and, where
+    read with them, its turn's versions) and, for replies, the run id and metrics."""
     payload: dict[str, Any] = {
         "id": str(message.pk),
         "role": message.role,
         "content": message.content,
         "status": message.status,
         "created_at": _iso(message.created_at),
+        "parent_id": str(message.parent_id) if message.parent_id else None,
     }
+    versions = getattr(message, "versions", None)  # selectors.Versions, where read with them
+    if versions is not None:
+        payload.update(version=versions.number, versions=len(versions.ids), version_ids=versions.ids)
     if message.role == Message.Role.ASSISTANT:
         payload.update(
             run_id=str(message.pk),

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from .events import Metrics
 from .models import Message, Thread, User
-from .selectors import HistoryTurn, history_of
+from .selectors import HistoryTurn, branch_leaf, history_to
 
 TITLE_LENGTH = 60
 
@@ -73,12 +73,23 @@ def thread_delete(*, thread: Thread) -> None:
 
 @dataclass(frozen=True)
 class Admitted:
-    """A run admitted and recorded: the user's message, the `streaming` reply, and the
-    conversation so far as the agent is given it (the new message last)."""
+    """A run admitted and recorded: the user's message, the `streaming` reply, the
+    conversation so far as the agent is given it (the user's message last), and the
+    message the thread showed last before (restored if the run is discarded)."""
 
     user_message: Message
     reply: Message
     history: list[HistoryTurn]
+    shown_before: object = None
+
+
+class NotAllowed(Exception):
+    """What a run was asked to branch from cannot be branched from; the message says why.
+    `conflict`: it could be, later (a reply still being written)."""
+
+    def __init__(self, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.conflict = conflict
 
 
 @transaction.atomic
@@ -90,16 +101,23 @@ def run_admit(
     model_name: str,
     client_id: str | None = None,
     user_message: Message | None = None,
+    edit_of: Message | None = None,
+    regenerate: Message | None = None,
 ) -> Admitted:
     """Admit a run for `owner` and record it, in one transaction: check the per-user limits,
     save the user's message (unless `user_message`, already saved, is given) and an empty
-    assistant message in state `streaming`, in `thread` or a new thread of `owner`'s, and
-    read the conversation for the agent.
+    assistant message in state `streaming`, in `thread` or a new thread of `owner`'s, make
+    the reply the thread's current message, and read the conversation for the agent.
+
+    The user's message continues the branch shown (the thread's current message), or, with
+    `edit_of` (one of the thread's user messages), is a new version of that message. With
+    `regenerate` (one of the thread's finished replies) no message is saved: the reply is
+    a new version of `regenerate`, answering the same message with the same history.
 
     The limits are checked under a lock on the owner's row, so that starts racing on any
     worker are admitted one at a time and each sees the runs admitted before it. Raises
-    `LimitReached`, or `IntegrityError` if a reply with `client_id` exists; either way
-    nothing is saved."""
+    `LimitReached`, `NotAllowed`, or `IntegrityError` if a reply with `client_id` exists;
+    in each case nothing is saved."""
     User.objects.select_for_update().filter(pk=owner.pk).values_list("pk").get()
     refusal = _limit_refusal(owner) or (_thread_limit_refusal(owner) if thread is None else "")
     if refusal:
@@ -107,39 +125,89 @@ def run_admit(
     created = thread is None
     if thread is None:
         thread = Thread.objects.create(owner=owner, title=title_from_text(text))
-    if user_message is None:
+        shown_before = None
+    else:
+        shown_before = Thread.objects.filter(pk=thread.pk).values_list("current_id", flat=True).get()
+    if regenerate is not None:
+        user_message = _question_to_regenerate(thread, regenerate)
+    elif user_message is None:
+        parent = shown_before
+        if edit_of is not None:
+            if edit_of.thread_id != thread.pk or edit_of.role != Message.Role.USER:
+                raise NotAllowed("Only a message you sent in this conversation can be edited.")
+            parent = edit_of.parent_id
         user_message = Message.objects.create(
-            thread=thread, role=Message.Role.USER, content=text, status=Message.Status.COMPLETED
+            thread=thread, parent_id=parent, role=Message.Role.USER, content=text,
+            status=Message.Status.COMPLETED,
         )
+    elif user_message.parent_id is None and shown_before not in (None, user_message.pk):
+        user_message.parent_id = shown_before  # saved by a client's store, before the run
+        user_message.save(update_fields=["parent"])
     reply = Message.objects.create(
         thread=thread,
+        parent=user_message,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         model_name=model_name,
         client_id=client_id,
     )
+    fields: dict[str, object] = {"current": reply, "updated_at": timezone.now()}
+    if not thread.title:
+        fields["title"] = title_from_text(text)
+    Thread.objects.filter(pk=thread.pk).update(**fields)
+    thread.current = reply
     if created:
         history = [HistoryTurn(role=Message.Role.USER, content=text)]
     else:
-        fields = {"updated_at": timezone.now()}
-        if not thread.title:
-            fields["title"] = title_from_text(text)
-        Thread.objects.filter(pk=thread.pk).update(**fields)
-        history = history_of(thread=thread)
-    return Admitted(user_message, reply, history)
+        history = history_to(thread=thread, message_id=user_message.pk)
+    return Admitted(user_message, reply, history, shown_before)
+
+
+def _question_to_regenerate(thread: Thread, reply: Message) -> Message:
+    if reply.thread_id != thread.pk or reply.role != Message.Role.ASSISTANT or reply.parent_id is None:
+        raise NotAllowed("Only a reply in this conversation can be regenerated.")
+    if reply.status == Message.Status.STREAMING:
+        raise NotAllowed(
+            "This reply is still being written; stop it or wait for it to finish first.", conflict=True
+        )
+    return Message.objects.get(pk=reply.parent_id)
 
 
 @transaction.atomic
 def run_discard(*, admitted: Admitted, keep_message: bool, keep_thread: bool) -> None:
     """Undo an admitted run that could not be started: its reply, the user's message
     (unless the caller had saved it) and its thread (unless it existed before, or has other
-    messages by now)."""
+    messages by now); the thread shows again what it showed before."""
     admitted.reply.delete()
     if not keep_message:
         admitted.user_message.delete()
     thread = admitted.reply.thread
     if not keep_thread and not thread.messages.exists():
         thread.delete()
+    else:
+        Thread.objects.filter(pk=thread.pk, current=None).update(current=admitted.shown_before)
+
+
+def message_append(*, thread: Thread, role: str, content: str, pk: object = None) -> Message:
+    """A message recorded outside a run (a client's store), continuing the branch shown."""
+    current = Thread.objects.select_for_update().filter(pk=thread.pk).values_list("current_id", flat=True).get()
+    message = Message.objects.create(pk=pk, thread=thread, parent_id=current, role=role, content=content)
+    Thread.objects.filter(pk=thread.pk).update(current=message)
+    return message
+
+
+def branch_show(*, thread: Thread, message_id: object) -> Message | None:
+    """Show the branch through `message_id` (one of the thread's messages): from it, the
+    most recent version of each later turn. Returns the branch's last message, or None
+    if `message_id` is not the thread's."""
+    with transaction.atomic():
+        Thread.objects.select_for_update().filter(pk=thread.pk).values_list("pk").get()
+        rows = list(thread.messages.order_by("created_at").only("id", "parent_id"))
+        leaf = branch_leaf(rows, message_id)
+        if leaf is not None:
+            Thread.objects.filter(pk=thread.pk).update(current=leaf)
+            thread.current_id = leaf.pk
+        return leaf
 
 
 def _limit_refusal(user: User) -> str:

@@ -15,9 +15,11 @@ urlpatterns = [
     path("api/threads", views.threads, name="threads"),
     path("api/threads/<uuid:thread_id>", views.thread_detail, name="thread"),
     path("api/threads/<uuid:thread_id>/messages", views.thread_messages, name="thread-messages"),
+    path("api/threads/<uuid:thread_id>/branch", views.thread_branch, name="thread-branch"),
     path("api/runs/<uuid:run_id>/events", views.run_events, name="run-events"),
     path("api/runs/<uuid:run_id>/poll", views.run_poll, name="run-poll"),
     path("api/runs/<uuid:run_id>/stop", views.run_stop, name="run-stop"),
+    path("api/runs/<uuid:run_id>/regenerate", views.run_regenerate, name="run-regenerate"),
     # The seed examples' endpoints (docs/api.md, "Seed-compatible endpoints").
     path("api/stream/message", seed_views.stream_message, name="stream-message"),
     path("api/stream/buffered", seed_views.stream_buffered, name="stream-buffered"),

@@ -2,6 +2,7 @@
 `/api/stream/message`. Views authorize, start or follow runs, and pick a formatter."""
 
 import logging
+from collections.abc import Awaitable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -18,6 +19,7 @@ from .inputs import (
     client_id_field,
     json_body,
     json_error,
+    message_id_field,
     message_text,
     request_user,
     run_options,
@@ -128,26 +130,44 @@ async def thread_detail(request: HttpRequest, thread_id: object) -> HttpResponse
 @json_csrf
 @require_http_methods(["GET", "POST"])
 async def thread_messages(request: HttpRequest, thread_id: object) -> HttpResponse:
-    """GET: the thread's messages. POST `{message, buffer_size?, flush_ms?, client_id?}`:
-    start a run (201), or, for a `client_id` that started one already, answer it (200)."""
+    """GET: the conversation as shown (`?branches=all`: every message of every branch).
+    POST `{message, edit_of?, buffer_size?, flush_ms?, client_id?}`: start a run (201), or,
+    for a `client_id` that started one already, answer it (200). With `edit_of` (a message
+    of the user's in the thread) the message is a new version of that one."""
     user, thread = await _thread(request, thread_id)
     if not thread or not user:
         return json_error(errors.NO_THREAD, status=404)
     if request.method == "GET":
-        found = await selectors.thread_messages(thread=thread)
+        every = request.GET.get("branches") == "all"
+        found = await (selectors.thread_all_messages if every else selectors.thread_messages)(thread=thread)
         return JsonResponse({"messages": [message_json(m) for m in found]})
     try:
         body = json_body(request)
         text, options, client_id = message_text(body), run_options(body), client_id_field(body)
+        edit_id = message_id_field(body, "edit_of", required=False)
     except BadRequest as exc:
         metrics.refused("bad_request")
         return json_error(str(exc))
-    try:
-        handle, started = await runs.run_start_once(
-            user=user, thread=thread, text=text, options=options, client_id=client_id
+    edit_of = None
+    if edit_id is not None:
+        edit_of = await selectors.message_in_thread(thread=thread, message_id=edit_id)
+        if edit_of is None:
+            return json_error("'edit_of' must be a message of this conversation.")
+    return await _started(
+        runs.run_start_once(
+            user=user, thread=thread, text=text, options=options, client_id=client_id, edit_of=edit_of
         )
+    )
+
+
+async def _started(starting: Awaitable[tuple[runs.RunHandle, bool]]) -> HttpResponse:
+    """The answer to a request that starts a run: 201 with its handle (200 for a retry)."""
+    try:
+        handle, started = await starting
     except runs.RunRefused as exc:
         return json_error(str(exc), status=429)
+    except runs.NotAllowed as exc:
+        return json_error(str(exc), status=409 if exc.conflict else 400)
     return JsonResponse(
         {
             "run_id": handle.run_id,
@@ -158,6 +178,25 @@ async def thread_messages(request: HttpRequest, thread_id: object) -> HttpRespon
         },
         status=201 if started else 200,
     )
+
+
+@json_csrf
+@require_POST
+async def thread_branch(request: HttpRequest, thread_id: object) -> HttpResponse:
+    """`POST {message_id}`: show the branch through that message (from it on, each later
+    turn's most recent version); answers the conversation as now shown."""
+    _, thread = await _thread(request, thread_id)
+    if not thread:
+        return json_error(errors.NO_THREAD, status=404)
+    try:
+        message_id = message_id_field(json_body(request), "message_id", required=True)
+    except BadRequest as exc:
+        metrics.refused("bad_request")
+        return json_error(str(exc))
+    if await sync_to_async(services.branch_show)(thread=thread, message_id=message_id) is None:
+        return json_error("'message_id' must be a message of this conversation.")
+    found = await selectors.thread_messages(thread=thread)
+    return JsonResponse({"messages": [message_json(m) for m in found]})
 
 
 # Runs.
@@ -203,6 +242,28 @@ async def run_stop(request: HttpRequest, run_id: object) -> HttpResponse:
         return json_error(errors.NO_RUN, status=404)
     await runs.run_stop(run_id=found)
     return JsonResponse({"run_id": found, "stopping": True}, status=202)
+
+
+@json_csrf
+@require_POST
+async def run_regenerate(request: HttpRequest, run_id: object) -> HttpResponse:
+    """`POST {client_id?, buffer_size?, flush_ms?}`: a new version of a finished reply, from
+    the same question and history (201, like starting a run), shown in its place."""
+    user = await request_user(request)
+    reply = user and await selectors.reply_to_regenerate(user=user, run_id=run_id)
+    if reply is None or user is None:
+        return json_error(errors.NO_RUN, status=404)
+    try:
+        body = json_body(request)
+        options, client_id = run_options(body), client_id_field(body)
+    except BadRequest as exc:
+        metrics.refused("bad_request")
+        return json_error(str(exc))
+    return await _started(
+        runs.run_start_once(
+            user=user, thread=reply.thread, text="", options=options, client_id=client_id, regenerate=reply
+        )
+    )
 
 
 POLL_WAIT_LIMIT = 25.0

@@ -1,5 +1,7 @@
 """The admin shows every user's thread history to staff, with reply metrics."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -76,3 +78,22 @@ def test_non_staff_cannot_open_the_admin(client, history) -> None:
     page = client.get(reverse("admin:streaming_thread_changelist"))
     assert page.status_code == 302
     assert "/admin/login/" in page["Location"]
+
+
+def test_thread_page_shows_each_messages_version_and_the_branch_shown(staff_client) -> None:
+    owner = User.objects.create_user("carol", password="pw-carol-123")
+    thread = Thread.objects.create(owner=owner, title="Versions")
+    question = Message.objects.create(thread=thread, role="user", content="Name a colour")
+    Message.objects.create(thread=thread, parent=question, role="assistant", content="Crimson, first try")
+    second = Message.objects.create(thread=thread, parent=question, role="assistant", content="Teal, second try")
+    Thread.objects.filter(pk=thread.pk).update(current=second)
+    page = staff_client.get(reverse("admin:streaming_thread_change", args=[thread.pk]))
+    html = page.content.decode()
+    rows = re.findall(r'<tr class="form-row.*?</tr>', html, re.S)  # oldest first
+    assert len(rows) == 3
+    for row, (text, version, shown) in zip(rows, [
+        ("Name a colour", "1 of 1", True), ("Crimson, first try", "1 of 2", False), ("Teal, second try", "2 of 2", True),
+    ], strict=True):
+        assert text in row and f"<p>{version}</p>" in row and f'alt="{shown}"' in row
+    listing = staff_client.get(reverse("admin:streaming_message_changelist")).content.decode()
+    assert "1 of 2" in listing and "2 of 2" in listing

@@ -195,9 +195,11 @@ async def test_a_message_starts_a_run_whose_reply_is_stored_with_status_and_metr
     question, reply = listed["messages"]
     assert question == {
         "id": started["user_message_id"], "role": "user", "content": "First question",
-        "status": "completed", "created_at": question["created_at"],
+        "status": "completed", "created_at": question["created_at"], "parent_id": None,
+        "version": 1, "versions": 1, "version_ids": [started["user_message_id"]],
     }
     assert reply["id"] == reply["run_id"] == run_id and reply["role"] == "assistant"
+    assert reply["parent_id"] == question["id"] and reply["version_ids"] == [run_id]
     assert reply["content"] == TEXT and reply["status"] == "completed"
     assert reply["model"] == "gpt-test" and reply["error"] == ""
     metrics = reply["metrics"]

@@ -375,7 +375,7 @@ async def test_a_second_connection_of_the_same_user_watches_a_thread_and_gets_it
         run_id = await start(tab1, "from tab 1", thread_id=str(thread.pk))
         announced = await tab2.receive_json_from(timeout=5)
         assert announced == {
-            "type": "run", "run_id": run_id, "thread_id": str(thread.pk), "message": "from tab 1",
+            "type": "run", "run_id": run_id, "thread_id": str(thread.pk), "message": "from tab 1", "branch": False,
         }
         first = await receive_until(tab2, lambda e: e.get("type") == "token")
         assert (await Message.objects.aget(pk=run_id)).status == "streaming"  # it is live
@@ -402,7 +402,7 @@ async def test_a_second_connection_of_the_same_user_watches_a_thread_and_gets_it
         run_id = json.loads(response.content)["run_id"]
         got = await receive_until(tab3, is_end)
     assert got[0] == {
-        "type": "run", "run_id": run_id, "thread_id": str(thread.pk), "message": "from HTTP",
+        "type": "run", "run_id": run_id, "thread_id": str(thread.pk), "message": "from HTTP", "branch": False,
     }
     assert tokens_of(got) == TEXT == (await Message.objects.aget(pk=run_id)).content
 
