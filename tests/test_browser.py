@@ -143,7 +143,7 @@ def open_chat(page: Page, url: str) -> None:
 def send(page: Page, text: str) -> Locator:
     """Type `text` in the Message box, press Enter; return the new reply's list item."""
     before = page.locator("li.message.assistant").count()
-    box = page.get_by_label("Message")
+    box = page.get_by_label("Message", exact=True)
     box.fill(text)
     box.press("Enter")
     reply = page.locator("li.message.assistant").nth(before)
@@ -215,7 +215,7 @@ def test_a_reply_streams_in_and_renders_as_markdown(
     page = context.new_page()
     open_chat(page, site)
 
-    box = page.get_by_label("Message")
+    box = page.get_by_label("Message", exact=True)
     box.type("First line")
     box.press("Shift+Enter")
     box.type("second line")
@@ -643,12 +643,12 @@ def test_escape_stops_a_streaming_reply_and_the_draft_survives_a_reload(
     run_id = finish(reply, "stopped")
     assert visible_text(reply) == stored(run_id).content
 
-    page.get_by_label("Message").fill("half a thought, to finish later")
+    page.get_by_label("Message", exact=True).fill("half a thought, to finish later")
     page.reload()
     expect(page.locator("#status")).to_have_attribute("data-state", "open")
-    expect(page.get_by_label("Message")).to_have_value("half a thought, to finish later")
+    expect(page.get_by_label("Message", exact=True)).to_have_value("half a thought, to finish later")
     page.get_by_role("link", name="New chat").click()
-    expect(page.get_by_label("Message")).to_have_value("")  # a draft per conversation
+    expect(page.get_by_label("Message", exact=True)).to_have_value("")  # a draft per conversation
 
 
 def test_another_guest_cannot_see_the_thread(

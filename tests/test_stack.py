@@ -425,7 +425,7 @@ def test_the_chat_page_through_nginx_keeps_a_reply_whole_when_its_worker_restart
             page.set_default_timeout(20_000)
             assert page.goto(f"{stack.url}/").status == 200
             expect(page.locator("#status")).to_have_attribute("data-state", "open")
-            box = page.get_by_label("Message")
+            box = page.get_by_label("Message", exact=True)
             box.fill("Count, please")
             box.press("Enter")
             reply = page.locator("li.message.assistant").last

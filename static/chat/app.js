@@ -1,8 +1,9 @@
 // The chat page: history rendered as markdown, replies streamed over WebSocket, SSE or
 // polling (chosen automatically, or forced with ?transport=websocket|sse|poll), resumed
 // after drops and reloads, live across tabs, with Stop, Pause/Resume and per-reply metrics.
-import { ChatClient } from "./client.js";
+import { ChatClient, newClientId } from "./client.js";
 import { StreamingMarkdownView, attachCopyHandler, createRenderer } from "./markdown.js";
+import { buildTools, otherVersion, refreshTools, setMessageData } from "./message_tools.js";
 import { DOMPurify, hljs, marked } from "./vendor.js";
 
 const root = document.getElementById("chat");
@@ -22,6 +23,7 @@ const renderer = createRenderer({ marked, DOMPurify, hljs });
 attachCopyHandler(list);
 
 const replies = new Map(); // run id -> { item, view, follower }
+const sources = new WeakMap(); // message item -> its text as written (a reply's markdown)
 let active = null; // the run the composer's Stop/Pause act on
 let paused = false;
 let status = { transport: "", state: "connecting" };
@@ -33,8 +35,9 @@ const client = new ChatClient({
     status = next;
     showStatus();
   },
-  onRunAnnounced: ({ run_id: runId, thread_id: threadId, message }) => {
+  onRunAnnounced: ({ run_id: runId, thread_id: threadId, message, branch }) => {
     if (threadId !== root.dataset.threadId || replies.has(runId)) return;
+    if (branch) return reloadConversation(); // a new version of a message or reply
     if (message) addMessage("user", message, "completed");
     follow(runId, addMessage("assistant", ""));
     showThreadActive(threadId);
@@ -57,9 +60,11 @@ function setBusy() {
   buttons.stop.hidden = !streaming;
   buttons.pause.hidden = !streaming || paused;
   buttons.resume.hidden = !streaming || !paused;
+  refreshTools(list, { busy: streaming });
 }
 
-function addMessage(role, text, status = "streaming") {
+// A message at the end of the list; `message` is its API JSON when known (else it is new).
+function addMessage(role, text, status = "streaming", message = null) {
   const item = document.createElement("li");
   item.className = `message ${role} status-${status}`;
   item.dataset.role = role;
@@ -74,6 +79,12 @@ function addMessage(role, text, status = "streaming") {
     item.append(metrics);
   }
   list.append(item);
+  sources.set(item, text);
+  if (message) setMessageData(item, message);
+  else {
+    item.dataset.createdAt = new Date().toISOString();
+    buildTools(item);
+  }
   document.getElementById("empty-state").hidden = true;
   item.scrollIntoView({ block: "end" });
   return item;
@@ -129,6 +140,7 @@ function streamInto(item) {
     onEnd: (event) => {
       if (frame) cancelAnimationFrame(frame);
       view.finish(latest);
+      sources.set(item, latest);
       setStatus(item, event.type);
       formatMetrics(item, event.metrics, event.type);
       if (event.error) item.querySelector(".metrics")?.insertAdjacentText("beforeend", ` ${event.error}`);
@@ -136,6 +148,7 @@ function streamInto(item) {
       paused = false;
       setBusy();
       showStatus();
+      syncConversation(); // the ids, times and versions the server gave the new messages
     },
     onError: (message) => showStatus(message),
   };
@@ -157,6 +170,7 @@ function follow(runId, item) {
 }
 
 async function send(text) {
+  changed += 1;
   addMessage("user", text, "completed");
   const item = addMessage("assistant", "");
   const { reply, handlers } = streamInto(item);
@@ -182,6 +196,8 @@ async function send(text) {
 // History from the server: render markdown, and resume any reply still streaming.
 for (const item of list.querySelectorAll(".message")) {
   const body = item.querySelector(".body");
+  sources.set(item, body.textContent);
+  buildTools(item);
   if (item.dataset.status === "streaming" && item.dataset.runId) {
     follow(item.dataset.runId, item);
   } else if (item.dataset.role === "assistant") {
@@ -261,6 +277,172 @@ buttons.resume.addEventListener("click", () => {
   reply.follower.follow(client.transport);
   setBusy();
   showStatus();
+});
+
+// The conversation as the server has it: versions and branches. A regenerated reply or an
+// edited message is a new version of its turn; the page shows one branch and switches
+// between versions with ‹ ›.
+let changed = 0; // local changes so far: a conversation read before the last one is stale
+let shown = 0; // the last conversation read that was applied
+
+function messagesUrl(path = "messages") {
+  return `/api/threads/${encodeURIComponent(root.dataset.threadId)}/${path}`;
+}
+
+// Replaces the list with `messages` (the API's), following the replies still streaming;
+// the reader stays where they were (or, with `atEnd`, is taken to the end).
+function renderConversation(messages, { atEnd = false } = {}) {
+  for (const reply of replies.values()) reply.follower?.close();
+  replies.clear();
+  active = null;
+  paused = false;
+  const top = list.scrollTop;
+  list.replaceChildren();
+  for (const message of messages) {
+    const item = addMessage(message.role, message.content, message.status, message);
+    if (message.role !== "assistant") continue;
+    formatMetrics(item, message.metrics, message.status);
+    if (message.error) item.querySelector(".metrics").insertAdjacentText("beforeend", ` ${message.error}`);
+    if (message.status === "streaming") follow(message.id, item);
+    else new StreamingMarkdownView(renderer, item.querySelector(".body")).finish(message.content);
+  }
+  list.scrollTop = atEnd ? list.scrollHeight : top;
+  setBusy();
+  showStatus();
+}
+
+// Reads the conversation and applies it with `apply`, unless the page changed it meanwhile.
+async function readConversation(apply, reading = client.request(messagesUrl(), undefined, { method: "GET" })) {
+  const asked = ++shown;
+  const before = changed;
+  try {
+    const answer = await reading;
+    if (asked === shown && before === changed) apply(answer.messages);
+  } catch (error) {
+    showStatus(error.message);
+  }
+}
+
+function reloadConversation() {
+  if (root.dataset.threadId) return readConversation(renderConversation);
+}
+
+// After a reply ends: the messages shown get their ids, times and versions from the server
+// in place (redrawn only if the server's conversation is not the one on the page).
+function syncConversation() {
+  if (!root.dataset.threadId) return;
+  return readConversation((messages) => {
+    const items = [...list.querySelectorAll(":scope > .message")];
+    const same = items.length === messages.length && items.every((item, i) => item.dataset.role === messages[i].role
+      && (!item.dataset.runId || item.dataset.runId === messages[i].id));
+    if (!same) return renderConversation(messages);
+    items.forEach((item, i) => setMessageData(item, messages[i]));
+    setBusy();
+  });
+}
+
+// Starts a run with `request` (a new version of a message or reply) and shows its branch.
+async function branch(request) {
+  changed += 1;
+  active = "starting";
+  setBusy();
+  try {
+    await request;
+  } catch (error) {
+    showStatus(error.message);
+  }
+  active = null;
+  await readConversation((messages) => renderConversation(messages, { atEnd: true }));
+  showThreadActive(root.dataset.threadId);
+}
+
+function regenerate(item) {
+  const url = `/api/runs/${encodeURIComponent(item.dataset.runId)}/regenerate`;
+  return branch(client.request(url, { client_id: newClientId() }));
+}
+
+function editAndResend(item, text) {
+  return branch(client.request(messagesUrl(), { message: text, edit_of: item.dataset.messageId, client_id: newClientId() }));
+}
+
+function showVersion(item, step) {
+  const id = otherVersion(item, step);
+  if (!id) return;
+  changed += 1;
+  readConversation(renderConversation, client.request(messagesUrl("branch"), { message_id: id }));
+}
+
+// Edit: the message's text in a box (Enter sends it as a new version, Escape cancels).
+function startEdit(item) {
+  if (item.querySelector(":scope > .editor")) return;
+  const body = item.querySelector(":scope > .body");
+  const tools = item.querySelector(":scope > .tools");
+  const editor = document.createElement("form");
+  editor.className = "editor";
+  const box = document.createElement("textarea");
+  box.setAttribute("aria-label", "Edit message");
+  box.rows = 3;
+  box.value = sources.get(item) ?? body.textContent;
+  const save = document.createElement("button");
+  save.type = "submit";
+  save.textContent = "Send";
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.textContent = "Cancel";
+  editor.append(box, save, cancel);
+  const close = () => {
+    editor.remove();
+    body.hidden = tools.hidden = false;
+  };
+  editor.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = box.value;
+    if (!text.trim() || active) return;
+    close();
+    editAndResend(item, text);
+  });
+  cancel.addEventListener("click", () => {
+    close();
+    tools.querySelector("[data-action=edit]")?.focus();
+  });
+  box.addEventListener("keydown", (event) => {
+    if (event.isComposing) return;
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      editor.requestSubmit();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      cancel.click();
+    }
+  });
+  body.hidden = tools.hidden = true;
+  body.after(editor);
+  box.focus();
+  box.setSelectionRange(box.value.length, box.value.length);
+}
+
+async function copyMessage(item, control) {
+  try {
+    await navigator.clipboard.writeText(sources.get(item) ?? item.querySelector(".body").textContent);
+    control.textContent = "Copied";
+  } catch {
+    control.textContent = "Copy failed";
+  }
+  setTimeout(() => { control.textContent = "Copy"; }, 1500);
+}
+
+list.addEventListener("click", (event) => {
+  const control = event.target.closest?.("button[data-action]");
+  const item = control?.closest(".message");
+  if (!item || !list.contains(item)) return;
+  const action = control.dataset.action;
+  if (action === "copy") return copyMessage(item, control);
+  if (active) return; // nothing else while a reply streams
+  if (action === "regenerate") regenerate(item);
+  else if (action === "edit") startEdit(item);
+  else if (action === "previous-version") showVersion(item, -1);
+  else if (action === "next-version") showVersion(item, 1);
 });
 
 // The sidebar: conversations most recently active first, renamed and deleted in place.

@@ -174,7 +174,8 @@ export class WebSocketTransport {
     const { type, run_id: runId } = event ?? {};
     if (type === "run") {
       this.announced.add(runId);
-      return this.onRunAnnounced?.({ run_id: runId, thread_id: event.thread_id, message: event.message });
+      const { thread_id, message, branch = false } = event;
+      return this.onRunAnnounced?.({ run_id: runId, thread_id, message, branch });
     }
     if (type === "thread") return this.onThreadActive?.({ thread_id: event.thread_id, title: event.title });
     const sub = runId ? this.subs.get(runId) : null;

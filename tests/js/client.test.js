@@ -578,7 +578,11 @@ test("WebSocket: start, announcements, failures as terminal events, command erro
   assert.equal(seen.ends.length, 1);
   assert.equal(seen.ends[0].type, "failed");
   assert.equal(seen.ends[0].error, "boom");
-  assert.deepEqual(announced, [{ run_id: other, thread_id: "t1", message: "hello from tab 2" }]);
+  assert.deepEqual(announced, [{ run_id: other, thread_id: "t1", message: "hello from tab 2", branch: false }]);
+  // A regenerated reply elsewhere: a new version, which the page shows by reading the thread.
+  const version = "33333333-3333-3333-3333-333333333333";
+  ws.onmessage({ data: JSON.stringify({ type: "run", run_id: version, thread_id: "t1", message: "", branch: true }) });
+  assert.deepEqual(announced.at(-1), { run_id: version, thread_id: "t1", message: "", branch: true });
 
   const late = recorder();
   client.follow(other, late.handlers); // gets the events kept so far, then live ones
