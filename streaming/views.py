@@ -19,8 +19,10 @@ from .inputs import (
     json_body,
     json_error,
     message_text,
+    page_number,
     request_user,
     run_options,
+    search_text,
     title_field,
 )
 from .models import Thread, User
@@ -85,14 +87,25 @@ async def session(request: HttpRequest) -> HttpResponse:
 @json_csrf
 @require_http_methods(["GET", "POST"])
 async def threads(request: HttpRequest) -> HttpResponse:
+    """GET `?q=&page=`: a page of the requester's conversations (those matching `q`, best
+    first), and the next page's number (null on the last). POST `{title?}`: a new one."""
+    if request.method == "GET":
+        try:
+            text, page = search_text(request), page_number(request)
+        except BadRequest as exc:
+            metrics.refused("bad_request")
+            return json_error(str(exc))
     user = await request_user(request)
     if user is None and request.method == "GET" and settings.CHAT_ALLOW_GUESTS:
-        return JsonResponse({"threads": []})  # a visitor without a guest yet has none
+        # A visitor without a guest yet has none.
+        return JsonResponse({"threads": [], "next_page": None})
     if user is None:
         return json_error(errors.LOGIN_REQUIRED, status=401)
     if request.method == "GET":
-        found = await selectors.thread_list_for_user(user=user)
-        return JsonResponse({"threads": [thread_json(t) for t in found]})
+        found = await selectors.thread_search(user=user, text=text, page=page)
+        return JsonResponse(
+            {"threads": [thread_json(t) for t in found.threads], "next_page": found.next_page}
+        )
     try:
         title = title_field(json_body(request), required=False)
     except BadRequest as exc:
