@@ -167,6 +167,7 @@ def message_problem(text: str) -> str:
 
 SEARCH_TEXT_LIMIT = 200
 PAGE_LIMIT = 100_000
+EXPORT_FORMATS = ("markdown", "json")
 
 
 def search_text(request: HttpRequest) -> str:
@@ -184,3 +185,10 @@ def page_number(request: HttpRequest) -> int:
         raise BadRequest(f"'page' must be a whole number from 1 to {PAGE_LIMIT}.")
     return value
 
+
+def export_format(request: HttpRequest) -> str:
+    """`?format=`: `markdown` (when absent) or `json`."""
+    value = request.GET.get("format", "markdown")
+    if value not in EXPORT_FORMATS:
+        raise BadRequest("'format' must be 'markdown' or 'json'.")
+    return value

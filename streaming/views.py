@@ -8,14 +8,17 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import agent_runtime, errors, metrics, runs, selectors, services
+from . import agent_runtime, errors, exports, metrics, runs, selectors, services
 from .csrf import json_csrf
 from .inputs import (
     BadRequest,
     after_seq,
     client_id_field,
+    export_format,
     json_body,
     json_error,
     message_text,
@@ -171,6 +174,29 @@ async def thread_messages(request: HttpRequest, thread_id: object) -> HttpRespon
         },
         status=201 if started else 200,
     )
+
+
+@require_GET
+async def thread_export(request: HttpRequest, thread_id: object) -> HttpResponse:
+    """`?format=markdown|json`: the conversation as shown, as a file to download."""
+    _, thread = await _thread(request, thread_id)
+    if not thread:
+        return json_error(errors.NO_THREAD, status=404)
+    try:
+        kind = export_format(request)
+    except BadRequest as exc:
+        metrics.refused("bad_request")
+        return json_error(str(exc))
+    found = await selectors.thread_messages(thread=thread)
+    if kind == "json":
+        document = exports.document(thread, found, exported_at=timezone.now())
+        response: HttpResponse = JsonResponse(
+            document, json_dumps_params={"indent": 2, "ensure_ascii": False}
+        )
+    else:
+        response = HttpResponse(exports.markdown(thread, found), content_type=exports.CONTENT_TYPES[kind])
+    response["Content-Disposition"] = content_disposition_header(True, exports.filename(thread, kind))
+    return response
 
 
 # Runs.

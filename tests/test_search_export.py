@@ -1,5 +1,6 @@
-"""Searching conversations (GET /api/threads?q=&page=): matching, ranking, paging, owner
-scoping, bad input and the SQLite fallback."""
+"""Searching conversations (GET /api/threads?q=&page=) and exporting one
+(GET /api/threads/<id>/export): matching, ranking, paging, owner scoping, bad input, the
+SQLite fallback, and the exported files' contents and headers."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.test import AsyncClient
+from django.utils import timezone
 
 from streaming import selectors
 from streaming.models import Message, Thread, User
@@ -200,3 +202,92 @@ async def test_the_selector_pages_any_size(ann) -> None:
     assert [t.title for t in first.threads] == ["Walk 4", "Walk 3"] and first.next_page == 2
     assert [t.title for t in third.threads] == ["Walk 0"] and third.next_page is None
 
+
+# Export.
+
+
+async def exported(client: AsyncClient, thread: Thread, query: str = "") -> Any:
+    return await client.get(f"/api/threads/{thread.pk}/export{query}")
+
+
+async def test_markdown_export_has_the_title_and_each_message_with_who_and_when(ann) -> None:
+    owner = await owner_of(ann)
+    thread = await conversation(owner, "Holiday plans: 2025!", "Where should we go?\n\nSomewhere *warm*.")
+    await Message.objects.acreate(
+        thread=thread, role=Message.Role.ASSISTANT, content="Try **Lisbon**.\n\n```\ncode\n```\n"
+    )
+    await Message.objects.acreate(
+        thread=thread, role=Message.Role.ASSISTANT, content="Part", status=Message.Status.FAILED,
+        error="The model failed.",
+    )
+    messages = [m async for m in thread.messages.order_by("created_at")]
+    when = [m.created_at.strftime("%Y-%m-%d %H:%M UTC") for m in messages]
+
+    for query in ("", "?format=markdown"):
+        response = await exported(ann, thread, query)
+        assert response.status_code == 200
+        assert response["Content-Type"] == "text/markdown; charset=utf-8"
+        assert response["Content-Disposition"] == 'attachment; filename="holiday-plans-2025.md"'
+        assert response.content.decode() == (
+            "# Holiday plans: 2025!\n\n"
+            f"## You — {when[0]}\n\n"
+            "Where should we go?\n\nSomewhere *warm*.\n\n"
+            f"## Assistant — {when[1]}\n\n"
+            "Try **Lisbon**.\n\n```\ncode\n```\n\n"
+            f"## Assistant — {when[2]} (failed)\n\n"
+            "Part\n\n"
+            "> The model failed.\n"
+        )
+
+
+async def test_json_export_is_the_thread_and_its_messages_as_the_api_gives_them(ann) -> None:
+    owner = await owner_of(ann)
+    thread = await conversation(owner, "Café 世界", "Bonjour ☕", "Salut !")
+    await Message.objects.filter(thread=thread, role="assistant").aupdate(
+        token_count=3, ttft_seconds=0.25, duration_seconds=1.5, tokens_per_second=2.0, model_name="gpt-test"
+    )
+    before = timezone.now()
+    response = await exported(ann, thread, "?format=json")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Content-Disposition"] == "attachment; filename*=utf-8''caf%C3%A9-%E4%B8%96%E7%95%8C.json"
+    body = json.loads(response.content)
+    assert "Bonjour ☕" in response.content.decode()  # readable, not \\u-escaped
+    assert set(body) == {"thread", "messages", "exported_at"}
+    assert body["thread"] == (await call(ann, "get", f"/api/threads/{thread.pk}"))[1]
+    assert body["messages"] == (await call(ann, "get", f"/api/threads/{thread.pk}/messages"))[1]["messages"]
+    assert [m["content"] for m in body["messages"]] == ["Bonjour ☕", "Salut !"]
+    assert body["messages"][1]["metrics"] == {
+        "ttft_seconds": 0.25, "token_count": 3, "duration_seconds": 1.5, "tokens_per_second": 2.0,
+    }
+    assert before <= datetime.fromisoformat(body["exported_at"]) <= timezone.now()
+
+
+async def test_an_untitled_or_unsluggable_conversation_exports_under_a_plain_name(ann) -> None:
+    owner = await owner_of(ann)
+    untitled = await conversation(owner, "")
+    symbols = await conversation(owner, "?!* ###")
+    response = await exported(ann, untitled)
+    assert response["Content-Disposition"] == f'attachment; filename="thread-{str(untitled.pk)[:8]}.md"'
+    assert response.content.decode() == f"# Thread {str(untitled.pk)[:8]}\n"
+    response = await exported(ann, symbols, "?format=json")
+    assert response["Content-Disposition"] == 'attachment; filename="conversation.json"'
+
+
+async def test_export_is_for_the_owner_only_and_checks_its_format(ann) -> None:
+    thread = await conversation(await owner_of(ann), "Secret", "the password is swordfish")
+    bob = await guest_client()
+    for client in (bob, AsyncClient()):
+        for query in ("", "?format=json", "?format=pdf"):
+            response = await exported(client, thread, query)
+            assert response.status_code == 404
+            assert json.loads(response.content) == {"error": "No such conversation."}
+            assert b"swordfish" not in response.content
+    response = await ann.get("/api/threads/00000000-0000-0000-0000-000000000000/export")
+    assert response.status_code == 404
+    for bad in ("pdf", "MARKDOWN", "md", ""):
+        assert await call(ann, "get", f"/api/threads/{thread.pk}/export?format={bad}") == (
+            400, {"error": "'format' must be 'markdown' or 'json'."}
+        )
+    response = await ann.post(f"/api/threads/{thread.pk}/export", data="{}", content_type="application/json")
+    assert response.status_code == 405
