@@ -155,19 +155,18 @@ def _ranked_by_full_text(threads: QuerySet[Thread], words: list[str]) -> QuerySe
     """PostgreSQL: threads whose title or one message matches, by the better of the title's
     rank (weighted above a message's) and its best message's."""
     query = prefix_query(words)
-    matching_messages = Message.objects.annotate(
+    matching_messages = Message.objects.alias(
         document=SearchVector("content", config=SEARCH_CONFIG)
     ).filter(thread=OuterRef("pk"), document=query)
     best_message = matching_messages.annotate(rank=SearchRank(F("document"), query))
     zero = Value(0.0, output_field=FloatField())
     return (
-        threads.annotate(title_document=SearchVector("title", config=SEARCH_CONFIG, weight="A"))
-        .annotate(message_rank=Subquery(best_message.order_by("-rank").values("rank")[:1]))
-        .filter(Q(title_document=query) | Q(message_rank__isnull=False))
+        threads.alias(title_document=SearchVector("title", config=SEARCH_CONFIG, weight="A"))
+        .filter(Q(title_document=query) | Exists(matching_messages))
         .annotate(
             rank=Greatest(
                 Coalesce(SearchRank(F("title_document"), query), zero),
-                Coalesce("message_rank", zero),
+                Coalesce(Subquery(best_message.order_by("-rank").values("rank")[:1]), zero),
             )
         )
         .order_by("-rank", "-updated_at", "pk")
