@@ -4,6 +4,7 @@
 import { ChatClient } from "./client.js";
 import { StreamingMarkdownView, attachCopyHandler, createRenderer } from "./markdown.js";
 import { DOMPurify, hljs, marked } from "./vendor.js";
+import { setupSidebarSearch } from "./sidebar_search.js";
 
 const root = document.getElementById("chat");
 const list = document.getElementById("messages");
@@ -336,4 +337,10 @@ threadList.addEventListener("click", async (event) => {
   } catch (error) {
     showStatus(error.message);
   }
+});
+
+// Searching conversations: the sidebar shows the matches while the box has text.
+setupSidebarSearch({
+  request: (path) => client.request(path, undefined, { method: "GET" }),
+  currentThreadId: () => root.dataset.threadId,
 });
