@@ -4,6 +4,7 @@
 import { ChatClient } from "./client.js";
 import { StreamingMarkdownView, attachCopyHandler, createRenderer } from "./markdown.js";
 import { DOMPurify, hljs, marked } from "./vendor.js";
+import { setupConversationHeader } from "./conversation_header.js";
 import { setupSidebarSearch } from "./sidebar_search.js";
 
 const root = document.getElementById("chat");
@@ -339,8 +340,10 @@ threadList.addEventListener("click", async (event) => {
   }
 });
 
-// Searching conversations: the sidebar shows the matches while the box has text.
+// Searching conversations (the sidebar shows the matches while the box has text), and the
+// open conversation's header with its Export menu.
 setupSidebarSearch({
   request: (path) => client.request(path, undefined, { method: "GET" }),
   currentThreadId: () => root.dataset.threadId,
 });
+setupConversationHeader({ root, threadList });

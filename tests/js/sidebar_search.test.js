@@ -1,9 +1,10 @@
-// static/chat/sidebar_search.js on a jsdom page, with a fake
+// static/chat/sidebar_search.js and conversation_header.js on a jsdom page, with a fake
 // clock and a fake server.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { JSDOM } from "jsdom";
 import { SEARCH_DELAY_MS, SidebarSearch } from "../../static/chat/sidebar_search.js";
+import { ConversationHeader } from "../../static/chat/conversation_header.js";
 
 const flush = async () => {
   for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -16,7 +17,15 @@ function page() {
     <ul id="threads"><li data-thread-id="t1"><a href="/t/t1">Normal list</a></li></ul>
     <ul id="search-results" hidden></ul>
     <button id="search-more" hidden>Load more</button>
-    </body>`);
+    <main id="chat" data-thread-id="">
+      <header id="conversation-header" hidden>
+        <h1 id="conversation-title"></h1>
+        <button id="export" aria-expanded="false">Export</button>
+        <ul id="export-menu" hidden>
+          <li><a data-format="markdown">Markdown</a></li><li><a data-format="json">JSON</a></li>
+        </ul>
+      </header>
+    </main></body>`);
   return window;
 }
 
@@ -184,6 +193,42 @@ test("a failed search says why", async () => {
   await timers.fire();
   await server.fail(0, "'q' must be text of at most 200 characters.");
   assert.equal(find("search-status").textContent, "Could not search: 'q' must be text of at most 200 characters.");
+});
+
+test("the header shows the open conversation's title and export links, once there is one", async () => {
+  const { window, doc, find } = setup();
+  const root = find("chat");
+  new ConversationHeader({
+    root,
+    threadList: find("threads"),
+    header: find("conversation-header"),
+    title: find("conversation-title"),
+    button: find("export"),
+    menu: find("export-menu"),
+  });
+  assert.equal(find("conversation-header").hidden, true); // a new chat: nothing to export
+  root.dataset.threadId = "t1"; // its first message made it a conversation
+  await flush();
+  assert.equal(find("conversation-header").hidden, false);
+  assert.equal(find("conversation-title").textContent, "Normal list");
+  const links = [...find("export-menu").querySelectorAll("a")].map((a) => a.getAttribute("href"));
+  assert.deepEqual(links, ["/api/threads/t1/export?format=markdown", "/api/threads/t1/export?format=json"]);
+
+  find("threads").querySelector("a").textContent = "<b>Renamed</b>";
+  await flush();
+  assert.equal(find("conversation-title").textContent, "<b>Renamed</b>");
+  assert.equal(find("conversation-title").querySelector("b"), null);
+
+  find("export").click();
+  assert.equal(find("export-menu").hidden, false);
+  assert.equal(find("export").getAttribute("aria-expanded"), "true");
+  find("export-menu").querySelector("a").dispatchEvent(new window.KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+  assert.equal(find("export-menu").hidden, true);
+  assert.equal(doc.activeElement, find("export"));
+  find("export").click();
+  doc.body.click(); // a click elsewhere closes it
+  assert.equal(find("export-menu").hidden, true);
+  assert.equal(find("export").getAttribute("aria-expanded"), "false");
 });
 
 test("text already in the box when the page starts is searched for", async () => {
