@@ -176,3 +176,32 @@ def message_problem(text: str) -> str:
         return "The message is empty."
     problem = text_problem(text)
     return f"The message {problem}." if problem else ""
+
+
+SEARCH_TEXT_LIMIT = 200
+PAGE_LIMIT = 100_000
+EXPORT_FORMATS = ("markdown", "json")
+
+
+def search_text(request: HttpRequest) -> str:
+    """`?q=`: what to search conversations for ("" when absent: no search)."""
+    text = request.GET.get("q", "")
+    if len(text) > SEARCH_TEXT_LIMIT or "\x00" in text:
+        raise BadRequest(f"'q' must be text of at most {SEARCH_TEXT_LIMIT} characters.")
+    return text.strip()
+
+
+def page_number(request: HttpRequest) -> int:
+    """`?page=`: which page of a list, from 1 (the first, when absent)."""
+    value = whole_number(request.GET.get("page", "1"))
+    if value is None or not 1 <= value <= PAGE_LIMIT:
+        raise BadRequest(f"'page' must be a whole number from 1 to {PAGE_LIMIT}.")
+    return value
+
+
+def export_format(request: HttpRequest) -> str:
+    """`?format=`: `markdown` (when absent) or `json`."""
+    value = request.GET.get("format", "markdown")
+    if value not in EXPORT_FORMATS:
+        raise BadRequest("'format' must be 'markdown' or 'json'.")
+    return value

@@ -2,7 +2,11 @@
 
 from dataclasses import dataclass
 
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest
 
 from .models import Message, Thread, User
 
@@ -167,3 +171,94 @@ async def reply_by_client_key(*, key: str) -> Message | None:
 async def question_of(*, reply: Message) -> str:
     """The id of the user message a reply answers ("" if none)."""
     return str(reply.parent_id or "")
+
+
+# Searching a user's conversations (GET /api/threads?q=).
+
+THREAD_PAGE_SIZE = 50
+# 'simple': no stemming and no stop words. Conversations are in any language, a search box
+# is typed word by word, and every word is matched as a prefix, which finds what stemming
+# would ("comput" finds "computer" and "computing") without an English stemmer's surprises
+# on half-typed words, and without "to be" or "the" matching nothing at all.
+SEARCH_CONFIG = "simple"
+
+
+@dataclass(frozen=True)
+class ThreadPage:
+    """One page of a user's conversations; `next_page` is None on the last."""
+
+    threads: list[Thread]
+    next_page: int | None
+
+
+async def thread_search(
+    *, user: User, text: str = "", page: int = 1, per_page: int = THREAD_PAGE_SIZE
+) -> ThreadPage:
+    """The user's own conversations whose title, or one of whose messages, has every word
+    of `text` (as a word's beginning, on PostgreSQL), best match first, then most recently
+    active; with no words, all of them, most recently active first. Page `page` (1-based)
+    of `per_page`."""
+    threads = Thread.objects.filter(owner=user)
+    words = text.split()
+    if not words:
+        ordered = threads.order_by("-updated_at", "pk")
+    elif full_text_search():
+        ordered = _ranked_by_full_text(threads, words)
+    else:
+        ordered = _ranked_by_substring(threads, words)
+    start = (page - 1) * per_page
+    found = [t async for t in ordered[start : start + per_page + 1]]
+    more = len(found) > per_page
+    return ThreadPage(threads=found[:per_page], next_page=page + 1 if more else None)
+
+
+def full_text_search() -> bool:
+    """Whether the database is PostgreSQL, whose full-text search is used; SQLite (local
+    runs) matches substrings instead."""
+    return connection.vendor == "postgresql"
+
+
+def prefix_query(words: list[str]) -> SearchQuery:
+    """A query matching documents that have every one of `words` as a word's beginning.
+    Each word is quoted (quotes and backslashes escaped), so nothing typed is read as an
+    operator; PostgreSQL splits and normalizes it as it does the documents' text."""
+    quoted = ("'" + w.replace("\\", "\\\\").replace("'", "''") + "':*" for w in words)
+    return SearchQuery(" & ".join(quoted), search_type="raw", config=SEARCH_CONFIG)
+
+
+def _ranked_by_full_text(threads: QuerySet[Thread], words: list[str]) -> QuerySet[Thread]:
+    """PostgreSQL: threads whose title or one message matches, by the better of the title's
+    rank (weighted above a message's) and its best message's."""
+    query = prefix_query(words)
+    matching_messages = Message.objects.alias(
+        document=SearchVector("content", config=SEARCH_CONFIG)
+    ).filter(thread=OuterRef("pk"), document=query)
+    best_message = matching_messages.annotate(rank=SearchRank(F("document"), query))
+    zero = Value(0.0, output_field=FloatField())
+    return (
+        threads.alias(title_document=SearchVector("title", config=SEARCH_CONFIG, weight="A"))
+        .filter(Q(title_document=query) | Exists(matching_messages))
+        .annotate(
+            rank=Greatest(
+                Coalesce(SearchRank(F("title_document"), query), zero),
+                Coalesce(Subquery(best_message.order_by("-rank").values("rank")[:1]), zero),
+            )
+        )
+        .order_by("-rank", "-updated_at", "pk")
+    )
+
+
+def _ranked_by_substring(threads: QuerySet[Thread], words: list[str]) -> QuerySet[Thread]:
+    """Elsewhere (SQLite): threads whose title or one message contains every word, in any
+    case; title matches first."""
+    in_title = Q()
+    in_message = Q()
+    for word in words:
+        in_title &= Q(title__icontains=word)
+        in_message &= Q(content__icontains=word)
+    message_match = Exists(Message.objects.filter(in_message, thread=OuterRef("pk")))
+    return (
+        threads.annotate(title_match=in_title)
+        .filter(Q(title_match=True) | message_match)
+        .order_by("-title_match", "-updated_at", "pk")
+    )

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/threads/<uuid:thread_id>", views.thread_detail, name="thread"),
     path("api/threads/<uuid:thread_id>/messages", views.thread_messages, name="thread-messages"),
     path("api/threads/<uuid:thread_id>/branch", views.thread_branch, name="thread-branch"),
+    path("api/threads/<uuid:thread_id>/export", views.thread_export, name="thread-export"),
     path("api/runs/<uuid:run_id>/events", views.run_events, name="run-events"),
     path("api/runs/<uuid:run_id>/poll", views.run_poll, name="run-poll"),
     path("api/runs/<uuid:run_id>/stop", views.run_stop, name="run-stop"),

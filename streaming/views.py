@@ -9,20 +9,25 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import agent_runtime, errors, metrics, runs, selectors, services
+from . import agent_runtime, errors, exports, metrics, runs, selectors, services
 from .csrf import json_csrf
 from .inputs import (
     BadRequest,
     after_seq,
     client_id_field,
+    export_format,
     json_body,
     json_error,
     message_id_field,
     message_text,
+    page_number,
     request_user,
     run_options,
+    search_text,
     title_field,
 )
 from .models import Thread, User
@@ -87,14 +92,25 @@ async def session(request: HttpRequest) -> HttpResponse:
 @json_csrf
 @require_http_methods(["GET", "POST"])
 async def threads(request: HttpRequest) -> HttpResponse:
+    """GET `?q=&page=`: a page of the requester's conversations (those matching `q`, best
+    first), and the next page's number (null on the last). POST `{title?}`: a new one."""
+    if request.method == "GET":
+        try:
+            text, page = search_text(request), page_number(request)
+        except BadRequest as exc:
+            metrics.refused("bad_request")
+            return json_error(str(exc))
     user = await request_user(request)
     if user is None and request.method == "GET" and settings.CHAT_ALLOW_GUESTS:
-        return JsonResponse({"threads": []})  # a visitor without a guest yet has none
+        # A visitor without a guest yet has none.
+        return JsonResponse({"threads": [], "next_page": None})
     if user is None:
         return json_error(errors.LOGIN_REQUIRED, status=401)
     if request.method == "GET":
-        found = await selectors.thread_list_for_user(user=user)
-        return JsonResponse({"threads": [thread_json(t) for t in found]})
+        found = await selectors.thread_search(user=user, text=text, page=page)
+        return JsonResponse(
+            {"threads": [thread_json(t) for t in found.threads], "next_page": found.next_page}
+        )
     try:
         title = title_field(json_body(request), required=False)
     except BadRequest as exc:
@@ -197,6 +213,29 @@ async def thread_branch(request: HttpRequest, thread_id: object) -> HttpResponse
         return json_error("'message_id' must be a message of this conversation.")
     found = await selectors.thread_messages(thread=thread)
     return JsonResponse({"messages": [message_json(m) for m in found]})
+
+
+@require_GET
+async def thread_export(request: HttpRequest, thread_id: object) -> HttpResponse:
+    """`?format=markdown|json`: the conversation as shown, as a file to download."""
+    _, thread = await _thread(request, thread_id)
+    if not thread:
+        return json_error(errors.NO_THREAD, status=404)
+    try:
+        kind = export_format(request)
+    except BadRequest as exc:
+        metrics.refused("bad_request")
+        return json_error(str(exc))
+    found = await selectors.thread_messages(thread=thread)
+    if kind == "json":
+        document = exports.document(thread, found, exported_at=timezone.now())
+        response: HttpResponse = JsonResponse(
+            document, json_dumps_params={"indent": 2, "ensure_ascii": False}
+        )
+    else:
+        response = HttpResponse(exports.markdown(thread, found), content_type=exports.CONTENT_TYPES[kind])
+    response["Content-Disposition"] = content_disposition_header(True, exports.filename(thread, kind))
+    return response
 
 
 # Runs.

@@ -37,7 +37,7 @@ def test_reading_makes_no_guest_and_the_first_action_makes_one_that_is_kept() ->
     client = Client()
     page = client.get("/")
     assert page.status_code == 200 and b'data-identity="none"' in page.content
-    assert client.get("/api/threads").json() == {"threads": []}
+    assert client.get("/api/threads").json() == {"threads": [], "next_page": None}
     assert User.objects.count() == 0  # page views make no users
     assert client.post("/api/session", data={}, content_type="application/json").json() == {
         "user": {"username": User.objects.get().username, "guest": True}

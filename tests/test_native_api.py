@@ -145,7 +145,7 @@ def test_native_sse_on_a_live_server_resumes_after_a_dropped_connection(live, st
 
 async def test_threads_crud() -> None:
     client = await guest()
-    assert await call(client, "get", "/api/threads") == (200, {"threads": []})
+    assert await call(client, "get", "/api/threads") == (200, {"threads": [], "next_page": None})
     status, plans = await call(client, "post", "/api/threads", {"title": "  Plans  "})
     assert status == 201 and plans["title"] == "Plans"
     assert set(plans) == {"id", "title", "external_id", "created_at", "updated_at"}
@@ -374,7 +374,7 @@ async def test_another_user_gets_404_on_every_route_and_never_the_text(standin, 
         )
         assert response.status_code == 404, (method, url)
         assert json.loads(response.content) == {"error": error}, (method, url)
-    assert await call(bob, "get", "/api/threads") == (200, {"threads": []})
+    assert await call(bob, "get", "/api/threads") == (200, {"threads": [], "next_page": None})
     # Ann's reply was not stopped, her thread not renamed, deleted or written to.
     got = await sse(ann, run_id)
     assert got[-1]["type"] == "completed"

@@ -5,6 +5,8 @@ import { ChatClient, newClientId } from "./client.js";
 import { StreamingMarkdownView, attachCopyHandler, createRenderer } from "./markdown.js";
 import { buildTools, otherVersion, refreshTools, setMessageData } from "./message_tools.js";
 import { DOMPurify, hljs, marked } from "./vendor.js";
+import { setupConversationHeader } from "./conversation_header.js";
+import { setupSidebarSearch } from "./sidebar_search.js";
 
 const root = document.getElementById("chat");
 const list = document.getElementById("messages");
@@ -519,3 +521,11 @@ threadList.addEventListener("click", async (event) => {
     showStatus(error.message);
   }
 });
+
+// Searching conversations (the sidebar shows the matches while the box has text), and the
+// open conversation's header with its Export menu.
+setupSidebarSearch({
+  request: (path) => client.request(path, undefined, { method: "GET" }),
+  currentThreadId: () => root.dataset.threadId,
+});
+setupConversationHeader({ root, threadList });
