@@ -1,6 +1,7 @@
 // The chat page: history rendered as markdown, replies streamed over WebSocket, SSE or
 // polling (chosen automatically, or forced with ?transport=websocket|sse|poll), resumed
 // after drops and reloads, live across tabs, with Stop, Pause/Resume and per-reply metrics.
+import { AutoScroll } from "./autoscroll.js";
 import { ChatClient } from "./client.js";
 import { StreamingMarkdownView, attachCopyHandler, createRenderer } from "./markdown.js";
 import { DOMPurify, hljs, marked } from "./vendor.js";
@@ -20,6 +21,8 @@ const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").valu
 
 const renderer = createRenderer({ marked, DOMPurify, hljs });
 attachCopyHandler(list);
+// The list follows a streaming reply while the reader is at its bottom (see autoscroll.js).
+const autoscroll = new AutoScroll(list, { button: document.getElementById("jump-latest") });
 
 const replies = new Map(); // run id -> { item, view, follower }
 let active = null; // the run the composer's Stop/Pause act on
@@ -75,7 +78,6 @@ function addMessage(role, text, status = "streaming") {
   }
   list.append(item);
   document.getElementById("empty-state").hidden = true;
-  item.scrollIntoView({ block: "end" });
   return item;
 }
 
@@ -157,6 +159,7 @@ function follow(runId, item) {
 }
 
 async function send(text) {
+  autoscroll.jump(); // to their own message, following the reply
   addMessage("user", text, "completed");
   const item = addMessage("assistant", "");
   const { reply, handlers } = streamInto(item);
