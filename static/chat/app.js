@@ -1,6 +1,7 @@
 // The chat page: history rendered as markdown, replies streamed over WebSocket, SSE or
 // polling (chosen automatically, or forced with ?transport=websocket|sse|poll), resumed
 // after drops and reloads, live across tabs, with Stop, Pause/Resume and per-reply metrics.
+import { ReplyAnnouncer } from "./announce.js";
 import { AutoScroll } from "./autoscroll.js";
 import { ChatClient } from "./client.js";
 import { StreamingMarkdownView, attachCopyHandler, createRenderer } from "./markdown.js";
@@ -23,6 +24,7 @@ const renderer = createRenderer({ marked, DOMPurify, hljs });
 attachCopyHandler(list);
 // The list follows a streaming reply while the reader is at its bottom (see autoscroll.js).
 const autoscroll = new AutoScroll(list, { button: document.getElementById("jump-latest") });
+const announcer = new ReplyAnnouncer(document.getElementById("announcer"));
 
 const replies = new Map(); // run id -> { item, view, follower }
 let active = null; // the run the composer's Stop/Pause act on
@@ -49,7 +51,8 @@ const client = new ChatClient({
 
 function showStatus(note = "") {
   const state = paused ? "paused" : status.state;
-  statusLine.textContent = `${status.transport || "…"} · ${state}${note ? ` · ${note}` : ""}`;
+  const text = `${status.transport || "…"} · ${state}${note ? ` · ${note}` : ""}`;
+  if (statusLine.textContent !== text) statusLine.textContent = text; // a live region: only changes
   statusLine.dataset.transport = status.transport || "";
   statusLine.dataset.state = state;
 }
@@ -113,6 +116,7 @@ function streamInto(item) {
   const body = item.querySelector(".body");
   const view = new StreamingMarkdownView(renderer, body);
   body.textContent = "";
+  announcer.started(item);
   const reply = { item, view, follower: null, runId: null };
   let latest = "";
   let frame = 0;
@@ -134,6 +138,7 @@ function streamInto(item) {
       setStatus(item, event.type);
       formatMetrics(item, event.metrics, event.type);
       if (event.error) item.querySelector(".metrics")?.insertAdjacentText("beforeend", ` ${event.error}`);
+      announcer.ended(item, event);
       if (active === reply.runId) active = null;
       paused = false;
       setBusy();
@@ -177,6 +182,7 @@ async function send(text) {
   } catch (error) {
     setStatus(item, "failed");
     item.querySelector(".metrics").textContent = `Could not send: ${error.message}`;
+    announcer.ended(item, { type: "failed", error: `could not send (${error.message})` });
     active = null;
     setBusy();
   }
