@@ -200,10 +200,21 @@ for (const item of list.querySelectorAll(".message")) {
 }
 if (root.dataset.threadId) client.watch(root.dataset.threadId);
 // A visitor gets their guest (and session cookie) before the WebSocket connects with it.
-const identified = root.dataset.identity === "none" ? client.request("/api/session", {}) : Promise.resolve();
+const identified = root.dataset.identity === "none"
+  ? client.request("/api/session", {}).then(showIdentity)
+  : Promise.resolve();
 identified.then(() => client.connect()).catch((error) => showStatus(error.message));
 setBusy();
 showStatus();
+
+// The header says who the visitor now is (their guest, or the account the session has).
+function showIdentity(answer) {
+  const name = document.getElementById("account-name");
+  const user = answer?.user;
+  if (!name || !user) return;
+  name.textContent = user.guest ? "Guest" : user.username; // text, never markup
+  name.hidden = false;
+}
 
 // The composer keeps a draft per conversation (a new chat's too) across reloads.
 function draftKey() {
