@@ -1,6 +1,8 @@
 // The chat page: history rendered as markdown, replies streamed over WebSocket, SSE or
 // polling (chosen automatically, or forced with ?transport=websocket|sse|poll), resumed
 // after drops and reloads, live across tabs, with Stop, Pause/Resume and per-reply metrics.
+import { ReplyAnnouncer } from "./announce.js";
+import { AutoScroll } from "./autoscroll.js";
 import { ChatClient, newClientId } from "./client.js";
 import { StreamingMarkdownView, attachCopyHandler, createRenderer } from "./markdown.js";
 import { buildTools, otherVersion, refreshTools, setMessageData } from "./message_tools.js";
@@ -23,6 +25,9 @@ const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").valu
 
 const renderer = createRenderer({ marked, DOMPurify, hljs });
 attachCopyHandler(list);
+// The list follows a streaming reply while the reader is at its bottom (see autoscroll.js).
+const autoscroll = new AutoScroll(list, { button: document.getElementById("jump-latest") });
+const announcer = new ReplyAnnouncer(document.getElementById("announcer"));
 
 const replies = new Map(); // run id -> { item, view, follower }
 const sources = new WeakMap(); // message item -> its text as written (a reply's markdown)
@@ -51,7 +56,8 @@ const client = new ChatClient({
 
 function showStatus(note = "") {
   const state = paused ? "paused" : status.state;
-  statusLine.textContent = `${status.transport || "…"} · ${state}${note ? ` · ${note}` : ""}`;
+  const text = `${status.transport || "…"} · ${state}${note ? ` · ${note}` : ""}`;
+  if (statusLine.textContent !== text) statusLine.textContent = text; // a live region: only changes
   statusLine.dataset.transport = status.transport || "";
   statusLine.dataset.state = state;
 }
@@ -88,7 +94,6 @@ function addMessage(role, text, status = "streaming", message = null) {
     buildTools(item);
   }
   document.getElementById("empty-state").hidden = true;
-  item.scrollIntoView({ block: "end" });
   return item;
 }
 
@@ -113,6 +118,17 @@ function formatMetrics(item, values, state) {
   );
 }
 
+// Why a reply failed or was cut short, under its metrics (text, never markup).
+function showError(item, text) {
+  let line = item.querySelector(":scope > .reply-error");
+  if (!line) {
+    line = document.createElement("p");
+    line.className = "reply-error";
+    item.append(line);
+  }
+  line.textContent = text;
+}
+
 function setStatus(item, state) {
   item.classList.remove(`status-${item.dataset.status}`);
   item.dataset.status = state;
@@ -124,6 +140,7 @@ function streamInto(item) {
   const body = item.querySelector(".body");
   const view = new StreamingMarkdownView(renderer, body);
   body.textContent = "";
+  announcer.started(item);
   const reply = { item, view, follower: null, runId: null };
   let latest = "";
   let frame = 0;
@@ -145,7 +162,8 @@ function streamInto(item) {
       sources.set(item, latest);
       setStatus(item, event.type);
       formatMetrics(item, event.metrics, event.type);
-      if (event.error) item.querySelector(".metrics")?.insertAdjacentText("beforeend", ` ${event.error}`);
+      if (event.error) showError(item, event.error);
+      announcer.ended(item, event);
       if (active === reply.runId) active = null;
       paused = false;
       setBusy();
@@ -173,6 +191,7 @@ function follow(runId, item) {
 
 async function send(text) {
   changed += 1;
+  autoscroll.jump(); // to their own message, following the reply
   addMessage("user", text, "completed");
   const item = addMessage("assistant", "");
   const { reply, handlers } = streamInto(item);
@@ -189,7 +208,8 @@ async function send(text) {
     showThreadActive(started.thread_id, text);
   } catch (error) {
     setStatus(item, "failed");
-    item.querySelector(".metrics").textContent = `Could not send: ${error.message}`;
+    showError(item, `Could not send: ${error.message}`);
+    announcer.ended(item, { type: "failed", error: `could not send (${error.message})` });
     active = null;
     setBusy();
   }
@@ -209,10 +229,21 @@ for (const item of list.querySelectorAll(".message")) {
 }
 if (root.dataset.threadId) client.watch(root.dataset.threadId);
 // A visitor gets their guest (and session cookie) before the WebSocket connects with it.
-const identified = root.dataset.identity === "none" ? client.request("/api/session", {}) : Promise.resolve();
+const identified = root.dataset.identity === "none"
+  ? client.request("/api/session", {}).then(showIdentity)
+  : Promise.resolve();
 identified.then(() => client.connect()).catch((error) => showStatus(error.message));
 setBusy();
 showStatus();
+
+// The header says who the visitor now is (their guest, or the account the session has).
+function showIdentity(answer) {
+  const name = document.getElementById("account-name");
+  const user = answer?.user;
+  if (!name || !user) return;
+  name.textContent = user.guest ? "Guest" : user.username; // text, never markup
+  name.hidden = false;
+}
 
 // The composer keeps a draft per conversation (a new chat's too) across reloads.
 function draftKey() {
@@ -304,11 +335,12 @@ function renderConversation(messages, { atEnd = false } = {}) {
     const item = addMessage(message.role, message.content, message.status, message);
     if (message.role !== "assistant") continue;
     formatMetrics(item, message.metrics, message.status);
-    if (message.error) item.querySelector(".metrics").insertAdjacentText("beforeend", ` ${message.error}`);
+    if (message.error) showError(item, message.error);
     if (message.status === "streaming") follow(message.id, item);
     else new StreamingMarkdownView(renderer, item.querySelector(".body")).finish(message.content);
   }
-  list.scrollTop = atEnd ? list.scrollHeight : top;
+  if (atEnd) autoscroll.jump();
+  else list.scrollTop = top;
   setBusy();
   showStatus();
 }

@@ -265,7 +265,8 @@ export function createRenderer({
     code({ text, lang }) {
       const language = fenceLanguage(lang);
       const code = String(text ?? "").replace(/\n$/, "");
-      return `<pre>${COPY_BUTTON_HTML}<code class="${codeClass(language)}">`
+      // Focusable: a code block wider than the reply scrolls, and keyboards scroll it too.
+      return `<pre>${COPY_BUTTON_HTML}<code class="${codeClass(language)}" tabindex="0">`
         + `${highlightCode(code, language, { streaming: streamingParse })}</code></pre>\n`;
     }
 
@@ -552,6 +553,7 @@ export class StreamingMarkdownView {
       button.textContent = COPY_LABEL;
       const code = doc.createElement("code");
       code.className = this.renderer.codeClass(lang);
+      code.tabIndex = 0;
       const partial = doc.createTextNode("");
       code.append(partial);
       pre.append(button, code);

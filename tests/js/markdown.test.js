@@ -127,6 +127,18 @@ describe("renderMarkdown: complete replies", () => {
     assert.equal(unknown.innerHTML, "x", "unknown language: escaped plain text");
   });
 
+  test("code blocks can be scrolled from the keyboard, complete or streaming", () => {
+    const text = "```python\nprint('a line wider than the reply')\n```\n\nAfter.";
+    const complete = parse(md.renderMarkdown(text)).querySelector("pre > code");
+    assert.equal(complete.getAttribute("tabindex"), "0");
+    const container = document.createElement("div");
+    const view = md.createStreamView(container, { document });
+    view.update(text.slice(0, 20)); // inside the open fence
+    assert.equal(container.querySelector("pre > code").getAttribute("tabindex"), "0");
+    view.finish(text);
+    assert.equal(container.querySelector("pre > code").getAttribute("tabindex"), "0");
+  });
+
   test("code is escaped, not interpreted", () => {
     const root = parse(md.renderMarkdown("```html\n<script>alert(1)</script>\n```\n\n```\n<b>x</b>\n```"));
     assert.equal(root.querySelector("script"), null);
