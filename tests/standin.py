@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,10 +102,22 @@ class Call:
     reply: Reply
     body: Body  # the JSON body, or {} if it was not an object
     tokens: list[str]  # the reply's token pieces
+    due: float | None = None  # when the next streamed piece may be sent
+
+    async def pace(self) -> None:
+        """Wait for the next piece's slot: ``first_token_delay``, then one piece per 1/tps."""
+        if self.due is None:
+            self.due = time.monotonic() + self.reply.first_token_delay
+        await asyncio.sleep(max(0.0, self.due - time.monotonic()))
+        self.due += 1.0 / self.reply.tps if self.reply.tps else 0.0
 
 
 class ClientGone(Exception):
     """The client closed the connection while we were still sending."""
+
+
+class Dropped(Exception):
+    """The reply's ``drop_after`` was reached: abort the connection."""
 
 
 class StandinServer:
@@ -272,40 +284,48 @@ class StandinServer:
 
     # ------------------------------------------------------------------ sending
     async def _stream(
-        self,
-        call: Call,
-        head: list[bytes],
-        per_token: Callable[[str], bytes],
-        tail: Callable[[], list[bytes]],
+        self, call: Call, body: AsyncIterator[bytes], tail: Callable[[], list[bytes]]
     ) -> web.StreamResponse:
-        """Send the head events, one event per token (paced), then the tail events."""
-        request, record, reply = call.request, call.record, call.reply
+        """Send ``body``'s events as it makes them (it paces itself), then the tail events.
+
+        With ``drop_after`` the connection is aborted instead of sending the tail (or earlier,
+        when ``_text_tokens`` reaches it).
+        """
+        request, record = call.request, call.record
         resp = web.StreamResponse(headers=SSE_HEADERS)
-        step = 1.0 / reply.tps if reply.tps else 0.0
         try:
             await resp.prepare(request)
-            for event in head:
-                await _write(request, resp, event)
-            start = time.monotonic() + reply.first_token_delay
-            for i, token in enumerate(call.tokens[: reply.drop_after]):
-                await asyncio.sleep(max(0.0, start + i * step - time.monotonic()))
-                if reply.stamp_tokens:
-                    token = call.tokens[i] = stamp_token(i)
-                await _write(request, resp, per_token(token))
-                self._update(record, tokens_sent=i + 1)
-            if reply.drop_after is not None:
-                _abort(request)
-                return resp
+            async with contextlib.aclosing(body):
+                async for event in body:
+                    await _write(request, resp, event)
+            if call.reply.drop_after is not None:
+                raise Dropped
             for event in tail():
                 await _write(request, resp, event)
             await resp.write_eof()
             self._update(record, finished=True)
+        except Dropped:
+            _abort(request)
         except (ClientGone, ConnectionError):
             logger.info(
                 "standin: client closed %s after %d tokens", request.path, record.tokens_sent
             )
             self._update(record, stream_closed_early=True)
         return resp
+
+    async def _text_tokens(self, call: Call) -> AsyncIterator[str]:
+        """The text tokens, paced; stamped when sent, counted, and cut at ``drop_after``."""
+        reply = call.reply
+        for i in range(len(call.tokens)):
+            if i == reply.drop_after:
+                raise Dropped
+            await call.pace()
+            if reply.stamp_tokens:
+                call.tokens[i] = stamp_token(i)
+            yield call.tokens[i]
+            self._update(call.record, tokens_sent=i + 1)  # resumed once it was written
+        if reply.drop_after is not None:
+            raise Dropped
 
     async def _plain(self, call: Call, data: Body, tokens: int = 0) -> web.StreamResponse:
         """A JSON answer, after the time generating ``tokens`` would take at ``reply.tps``."""
@@ -357,26 +377,27 @@ class StandinServer:
             return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
 
         at = {"item_id": item_id, "output_index": 0, "content_index": 0}
-        head = [
-            event("response.created", response=response("in_progress", [], None)),
-            event("response.in_progress", response=response("in_progress", [], None)),
-            event(
+
+        async def events() -> AsyncIterator[bytes]:  # lazy, so sequence numbers keep order
+            yield event("response.created", response=response("in_progress", [], None))
+            yield event("response.in_progress", response=response("in_progress", [], None))
+            yield event(
                 "response.output_item.added",
                 output_index=0,
                 item={**item, "status": "in_progress", "content": []},
-            ),
-            event("response.content_part.added", **at, part={**part, "text": ""}),
-        ]
+            )
+            yield event("response.content_part.added", **at, part={**part, "text": ""})
+            async for token in self._text_tokens(call):
+                yield event("response.output_text.delta", **at, delta=token, logprobs=[])
+            yield event("response.output_text.done", **at, text=_sent_text(call, part), logprobs=[])
+            yield event("response.content_part.done", **at, part=part)
+            yield event("response.output_item.done", output_index=0, item=item)
+
         return await self._stream(
-            call, head,
-            lambda token: event("response.output_text.delta", **at, delta=token, logprobs=[]),
-            lambda: [  # built after the deltas so sequence numbers keep increasing
-                event("response.output_text.done", **at, text=_sent_text(call, part), logprobs=[]),
-                event("response.content_part.done", **at, part=part),
-                event("response.output_item.done", output_index=0, item=item),
-                event("response.completed", response=response("completed", [item], usage)),
-            ],
-        )  # fmt: skip
+            call,
+            events(),
+            lambda: [event("response.completed", response=response("completed", [item], usage))],
+        )
 
     async def _chat_completions(self, call: Call) -> web.StreamResponse:
         body, tokens = call.body, call.tokens
@@ -409,8 +430,13 @@ class StandinServer:
         if (body.get("stream_options") or {}).get("include_usage"):
             tail.append(chunk(None, usage=usage))
         tail.append(b"data: [DONE]\n\n")
-        head = [chunk({"role": "assistant", "content": ""})]
-        return await self._stream(call, head, lambda token: chunk({"content": token}), lambda: tail)
+
+        async def events() -> AsyncIterator[bytes]:
+            yield chunk({"role": "assistant", "content": ""})
+            async for token in self._text_tokens(call):
+                yield chunk({"content": token})
+
+        return await self._stream(call, events(), lambda: tail)
 
     async def _chatkit_create(self, call: Call) -> web.StreamResponse:
         body = call.body
