@@ -18,8 +18,19 @@ from pathlib import Path
 import agents
 import openai
 import pytest
-from agents import Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, Runner
-from openai.types.responses import ResponseTextDeltaEvent
+from agents import (
+    Agent,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    ReasoningItem,
+    Runner,
+    function_tool,
+)
+from openai.types.responses import (
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseReasoningSummaryTextDeltaEvent,
+    ResponseTextDeltaEvent,
+)
 
 from tests.standin import (
     Reply,
@@ -715,3 +726,105 @@ async def test_drop_after_a_function_call_only_reply_cuts_before_completion(
     assert kinds[-1] == "response.output_item.done" and "response.completed" not in kinds
     record = server.wait_done()
     assert not record.finished and record.tokens_sent == 0
+
+
+# The Agents SDK end to end: a tool call, the tool runs, the follow-up request, the answer.
+weather_calls: list[str] = []
+
+
+@function_tool
+def get_weather(city: str, unit: str) -> str:
+    """The weather in a city."""
+    weather_calls.append(city)
+    return f"Sunny in {city}, 21 degrees {unit}"
+
+
+@pytest.mark.parametrize("model_class", [OpenAIResponsesModel, OpenAIChatCompletionsModel])
+async def test_agents_sdk_streams_tool_call_and_continues_after_its_output(
+    server: StandinServer, client: openai.AsyncOpenAI, model_class: type
+) -> None:
+    weather_calls.clear()
+    server.script(weather_call(tps=500), Reply(text="It is sunny in Paris.", tps=500))
+    agent = Agent(
+        name="a",
+        instructions="x",
+        model=model_class(model="gpt-test", openai_client=client),
+        tools=[get_weather],
+    )
+    result = Runner.run_streamed(agent, "Weather in Paris?", max_turns=3)
+    arguments, reasoning, announced, timeline = [], [], [], []
+    async for event in result.stream_events():
+        if event.type == "raw_response_event":
+            timeline.append(event.data.type)
+            if event.data.type == "response.output_item.added":
+                announced.append(event.data.item.model_dump(include={"type", "call_id", "name"}))
+            elif isinstance(event.data, ResponseFunctionCallArgumentsDeltaEvent):
+                arguments.append(event.data.delta)
+            elif isinstance(event.data, ResponseReasoningSummaryTextDeltaEvent):
+                reasoning.append(event.data.delta)
+        elif event.type == "run_item_stream_event":
+            timeline.append(event.name)
+            if isinstance(event.item, ReasoningItem):
+                assert event.item.raw_item.summary[0].text == "The user wants the weather."
+
+    assert weather_calls == ["Paris"]
+    assert result.final_output == "It is sunny in Paris."
+    assert "".join(arguments) == WEATHER_ARGS and len(arguments) == 4
+    # the call's id and name come with its output_item.added; argument deltas carry neither
+    assert {"type": "function_call", "call_id": "call_weather", "name": "get_weather"} in announced
+    assert "".join(reasoning) == "The user wants the weather."  # Chat: via reasoning_content
+    run_items = [t for t in timeline if not t.startswith("response.")]
+    assert run_items == [
+        "reasoning_item_created", "tool_called", "tool_output", "message_output_created"
+    ]  # fmt: skip
+    # the run items of a turn are emitted once its response has completed, not as it streams
+    assert timeline.index("tool_called") > timeline.index("response.completed")
+
+    first, second = server.wait_requests(2)
+    if model_class is OpenAIResponsesModel:
+        assert first.json["tools"][0]["name"] == "get_weather"
+        call, output = second.json["input"][-2:]
+        assert {k: call[k] for k in ("type", "call_id", "name", "arguments")} == {
+            "type": "function_call", "call_id": "call_weather", "name": "get_weather",
+            "arguments": WEATHER_ARGS,
+        }  # fmt: skip
+        assert output == {
+            "type": "function_call_output",
+            "call_id": "call_weather",
+            "output": "Sunny in Paris, 21 degrees celsius",
+        }
+        assert second.json["input"][1]["type"] == "reasoning"  # replayed as given
+    else:
+        assert first.json["tools"][0]["function"]["name"] == "get_weather"
+        assistant, tool = second.json["messages"][-2:]
+        assert assistant["role"] == "assistant" and assistant["content"] is None
+        assert assistant["tool_calls"] == [
+            {"id": "call_weather", "type": "function",
+             "function": {"name": "get_weather", "arguments": WEATHER_ARGS}},
+        ]  # fmt: skip
+        assert "reasoning_content" not in assistant  # replayed for DeepSeek models only
+        assert tool == {
+            "role": "tool",
+            "tool_call_id": "call_weather",
+            "content": "Sunny in Paris, 21 degrees celsius",
+        }
+
+
+@pytest.mark.parametrize("model_class", [OpenAIResponsesModel, OpenAIChatCompletionsModel])
+async def test_agents_sdk_runs_tool_call_without_streaming(
+    server: StandinServer, client: openai.AsyncOpenAI, model_class: type
+) -> None:
+    weather_calls.clear()
+    server.script(weather_call(), Reply(text="Sunny."))
+    agent = Agent(
+        name="a",
+        instructions="x",
+        model=model_class(model="gpt-test", openai_client=client),
+        tools=[get_weather],
+    )
+    result = await Runner.run(agent, "Weather in Paris?", max_turns=3)
+    assert weather_calls == ["Paris"] and result.final_output == "Sunny."
+    assert [type(i).__name__ for i in result.new_items] == [
+        "ReasoningItem", "ToolCallItem", "ToolCallOutputItem", "MessageOutputItem"
+    ]  # fmt: skip
+    assert [r.stream for r in server.requests] == [False, False]
