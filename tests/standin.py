@@ -8,10 +8,14 @@ A real aiohttp server running in its own thread with its own event loop, so the 
         client = AsyncOpenAI(base_url=server.base_url, api_key="test", max_retries=0)
 
 Every API request (Responses, Chat Completions, ChatKit sessions) consumes one scripted
-reply; when the queue is empty ``server.default_reply`` is used. Note that the openai
-client retries 429/5xx by default and each retry is a new request consuming a new reply.
-From another process use ``control_script``/``control_reset``/``control_requests``, or run
-it in the foreground: ``python -m tests.standin --port 8123 [--text ...] [--tps 50]``.
+reply; when the queue is empty ``server.default_reply`` is used. A reply can think and call
+tools as well as answer: ``Reply(text="", reasoning="...", tool_calls=[ToolCall("get_weather",
+'{"city": "Paris"}')])`` streams a reasoning summary and a function call in either API's
+format; the agent's next request, carrying the call and its output (``server.requests``),
+takes the next reply. Note that the openai client retries 429/5xx by default and each retry
+is a new request consuming a new reply. From another process use
+``control_script``/``control_reset``/``control_requests``, or run it in the foreground:
+``python -m tests.standin --port 8123 [--text ...] [--tps 50]``.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TEXT = "Hello from the stand-in model."
 TOKEN_RE = re.compile(r"\s*\S+")
+ARGUMENT_CHUNKS = 4  # a ToolCall's arguments stream in this many pieces unless scripted
 ERROR_KINDS = {
     400: ("invalid_request_error", None),
     401: ("invalid_request_error", "invalid_api_key"),
@@ -62,8 +67,36 @@ def split_tokens(text: str) -> list[str]:
 
 
 @dataclass
+class ToolCall:
+    """A function call in a reply; its JSON arguments stream in pieces, paced like tokens."""
+
+    name: str
+    arguments: str = "{}"  # a JSON string, sent as is
+    call_id: str = field(default_factory=lambda: "call_" + uuid.uuid4().hex[:24])
+    pieces: list[str] | None = None  # explicit argument deltas; default ARGUMENT_CHUNKS even ones
+
+    def __post_init__(self) -> None:
+        if self.pieces is not None and "".join(self.pieces) != self.arguments:
+            raise ValueError(f"ToolCall {self.name!r}: pieces do not join to its arguments")
+
+    def chunks(self) -> list[str]:
+        if self.pieces is not None:
+            return list(self.pieces)
+        size = max(1, -(-len(self.arguments) // ARGUMENT_CHUNKS))
+        return [self.arguments[i : i + size] for i in range(0, len(self.arguments), size)]
+
+
+@dataclass
 class Reply:
-    """What the stand-in answers to one request."""
+    """What the stand-in answers to one request.
+
+    Its output, in order: a reasoning summary (``reasoning``), function calls
+    (``tool_calls``), then the message (``text``). A reply with tool calls and ``text=""``
+    has no message, as a model asking for tools answers. Reasoning deltas, argument pieces
+    and text tokens share one pace: ``first_token_delay`` before the first, then ``tps``.
+    ``drop_after``, ``stamp_tokens`` and ``RecordedRequest.tokens_sent`` count text tokens
+    only; a ``drop_after`` past the last text token aborts before the terminal events.
+    """
 
     text: str = DEFAULT_TEXT
     tokens: list[str] | None = None  # explicit pieces; default split_tokens(text)
@@ -75,9 +108,23 @@ class Reply:
     # Send, instead of the pieces, `f"{i}:{time.time():.6f} "` generated as token i is sent
     # (as many tokens as `pieces()` has), so a receiver can measure delivery latency.
     stamp_tokens: bool = False
+    # A reasoning summary, streamed as split_tokens(reasoning) deltas. Chat Completions sends
+    # it as `delta.reasoning_content` (`message.reasoning_content`), which the Agents SDK
+    # reads as a reasoning summary; OpenAI's own Chat Completions never sends reasoning.
+    reasoning: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+    def __post_init__(self) -> None:
+        if self.tool_calls is not None:  # the control API rebuilds replies from JSON
+            self.tool_calls = [
+                c if isinstance(c, ToolCall) else ToolCall(**c) for c in self.tool_calls
+            ]
 
     def pieces(self) -> list[str]:
         return list(self.tokens) if self.tokens is not None else split_tokens(self.text)
+
+    def reasoning_pieces(self) -> list[str]:
+        return split_tokens(self.reasoning or "")
 
 
 @dataclass
@@ -102,10 +149,35 @@ class Call:
     reply: Reply
     body: Body  # the JSON body, or {} if it was not an object
     tokens: list[str]  # the reply's token pieces
+    due: float | None = None  # when the next streamed piece may be sent
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return self.reply.tool_calls or []
+
+    @property
+    def has_message(self) -> bool:
+        return bool(self.tokens) or not self.tool_calls
+
+    def output_tokens(self) -> int:
+        """Every streamed piece: reasoning deltas, argument pieces and text tokens."""
+        arguments = sum(len(c.chunks()) for c in self.tool_calls)
+        return len(self.reply.reasoning_pieces()) + arguments + len(self.tokens)
+
+    async def pace(self) -> None:
+        """Wait for the next piece's slot: ``first_token_delay``, then one piece per 1/tps."""
+        if self.due is None:
+            self.due = time.monotonic() + self.reply.first_token_delay
+        await asyncio.sleep(max(0.0, self.due - time.monotonic()))
+        self.due += 1.0 / self.reply.tps if self.reply.tps else 0.0
 
 
 class ClientGone(Exception):
     """The client closed the connection while we were still sending."""
+
+
+class Dropped(Exception):
+    """The reply's ``drop_after`` was reached: abort the connection."""
 
 
 class StandinServer:
@@ -272,40 +344,48 @@ class StandinServer:
 
     # ------------------------------------------------------------------ sending
     async def _stream(
-        self,
-        call: Call,
-        head: list[bytes],
-        per_token: Callable[[str], bytes],
-        tail: Callable[[], list[bytes]],
+        self, call: Call, body: AsyncIterator[bytes], tail: Callable[[], list[bytes]]
     ) -> web.StreamResponse:
-        """Send the head events, one event per token (paced), then the tail events."""
-        request, record, reply = call.request, call.record, call.reply
+        """Send ``body``'s events as it makes them (it paces itself), then the tail events.
+
+        With ``drop_after`` the connection is aborted instead of sending the tail (or earlier,
+        when ``_text_tokens`` reaches it).
+        """
+        request, record = call.request, call.record
         resp = web.StreamResponse(headers=SSE_HEADERS)
-        step = 1.0 / reply.tps if reply.tps else 0.0
         try:
             await resp.prepare(request)
-            for event in head:
-                await _write(request, resp, event)
-            start = time.monotonic() + reply.first_token_delay
-            for i, token in enumerate(call.tokens[: reply.drop_after]):
-                await asyncio.sleep(max(0.0, start + i * step - time.monotonic()))
-                if reply.stamp_tokens:
-                    token = call.tokens[i] = stamp_token(i)
-                await _write(request, resp, per_token(token))
-                self._update(record, tokens_sent=i + 1)
-            if reply.drop_after is not None:
-                _abort(request)
-                return resp
+            async with contextlib.aclosing(body):
+                async for event in body:
+                    await _write(request, resp, event)
+            if call.reply.drop_after is not None:
+                raise Dropped
             for event in tail():
                 await _write(request, resp, event)
             await resp.write_eof()
             self._update(record, finished=True)
+        except Dropped:
+            _abort(request)
         except (ClientGone, ConnectionError):
             logger.info(
                 "standin: client closed %s after %d tokens", request.path, record.tokens_sent
             )
             self._update(record, stream_closed_early=True)
         return resp
+
+    async def _text_tokens(self, call: Call) -> AsyncIterator[str]:
+        """The text tokens, paced; stamped when sent, counted, and cut at ``drop_after``."""
+        reply = call.reply
+        for i in range(len(call.tokens)):
+            if i == reply.drop_after:
+                raise Dropped
+            await call.pace()
+            if reply.stamp_tokens:
+                call.tokens[i] = stamp_token(i)
+            yield call.tokens[i]
+            self._update(call.record, tokens_sent=i + 1)  # resumed once it was written
+        if reply.drop_after is not None:
+            raise Dropped
 
     async def _plain(self, call: Call, data: Body, tokens: int = 0) -> web.StreamResponse:
         """A JSON answer, after the time generating ``tokens`` would take at ``reply.tps``."""
@@ -319,22 +399,34 @@ class StandinServer:
 
     # ------------------------------------------------------------------ endpoints
     async def _responses(self, call: Call) -> web.StreamResponse:
-        body, tokens = call.body, call.tokens
-        text, item_id, created = "".join(tokens), "msg_" + uuid.uuid4().hex, int(time.time())
-        resp_id = "resp_" + uuid.uuid4().hex
-        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        item = {
-            "id": item_id,
+        body, reply, tokens = call.body, call.reply, call.tokens
+        resp_id, created = "resp_" + uuid.uuid4().hex, int(time.time())
+        summary = {"type": "summary_text", "text": reply.reasoning or ""}
+        reasoning = {"id": "rs_" + uuid.uuid4().hex, "type": "reasoning", "summary": [summary]}
+        calls = [
+            {
+                "id": "fc_" + uuid.uuid4().hex, "type": "function_call", "status": "completed",
+                "call_id": c.call_id, "name": c.name, "arguments": c.arguments,
+            }
+            for c in call.tool_calls
+        ]  # fmt: skip
+        part = {"type": "output_text", "text": "".join(tokens), "annotations": [], "logprobs": []}
+        message = {
+            "id": "msg_" + uuid.uuid4().hex,
             "type": "message",
             "role": "assistant",
             "status": "completed",
             "content": [part],
         }
+        output = [reasoning] if reply.reasoning_pieces() else []
+        output += [*calls, *([message] if call.has_message else [])]
         n_in = _count_tokens(body.get("input"), body.get("instructions"))
+        n_out = call.output_tokens()
         usage = {
             "input_tokens": n_in, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-            "output_tokens": len(tokens), "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": n_in + len(tokens),
+            "output_tokens": n_out,
+            "output_tokens_details": {"reasoning_tokens": len(reply.reasoning_pieces())},
+            "total_tokens": n_in + n_out,
         }  # fmt: skip
 
         def response(status: str, output: list[Any], usage: Any) -> Body:
@@ -342,59 +434,106 @@ class StandinServer:
                 "id": resp_id, "object": "response", "created_at": created, "status": status,
                 "model": body.get("model", "gpt-standin"), "output": output, "usage": usage,
                 "instructions": body.get("instructions"), "metadata": body.get("metadata") or {},
-                "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "temperature": 1.0,
-                "top_p": 1.0, "error": None, "incomplete_details": None, "truncation": "disabled",
-                "previous_response_id": body.get("previous_response_id"), "background": False,
-                "text": {"format": {"type": "text"}}, "store": bool(body.get("store", True)),
+                "parallel_tool_calls": body.get("parallel_tool_calls", True),
+                "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
+                "temperature": 1.0, "top_p": 1.0, "error": None, "incomplete_details": None,
+                "truncation": "disabled", "previous_response_id": body.get("previous_response_id"),
+                "background": False, "text": {"format": {"type": "text"}},
+                "store": bool(body.get("store", True)),
             }  # fmt: skip
 
         if not call.record.stream:
-            return await self._plain(call, response("completed", [item], usage), len(tokens))
+            return await self._plain(call, response("completed", output, usage), n_out)
         seq = iter(range(1 << 62))
 
         def event(kind: str, **data: Any) -> bytes:
             data = {"type": kind, "sequence_number": next(seq), **data}
             return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
 
-        at = {"item_id": item_id, "output_index": 0, "content_index": 0}
-        head = [
-            event("response.created", response=response("in_progress", [], None)),
-            event("response.in_progress", response=response("in_progress", [], None)),
-            event(
-                "response.output_item.added",
-                output_index=0,
-                item={**item, "status": "in_progress", "content": []},
-            ),
-            event("response.content_part.added", **at, part={**part, "text": ""}),
-        ]
+        def added(index: int, item: Body) -> bytes:
+            return event("response.output_item.added", output_index=index, item=item)
+
+        def done(index: int, item: Body) -> bytes:
+            return event("response.output_item.done", output_index=index, item=item)
+
+        async def reasoning_events(index: int) -> AsyncIterator[bytes]:
+            at = {"item_id": reasoning["id"], "output_index": index, "summary_index": 0}
+            yield added(index, {**reasoning, "summary": []})
+            yield event("response.reasoning_summary_part.added", **at, part={**summary, "text": ""})
+            for piece in reply.reasoning_pieces():
+                await call.pace()
+                yield event("response.reasoning_summary_text.delta", **at, delta=piece)
+            yield event("response.reasoning_summary_text.done", **at, text=summary["text"])
+            yield event("response.reasoning_summary_part.done", **at, part=summary)
+            yield done(index, reasoning)
+
+        async def function_call_events(
+            index: int, item: Body, tool_call: ToolCall
+        ) -> AsyncIterator[bytes]:
+            at = {"item_id": item["id"], "output_index": index}
+            yield added(index, {**item, "arguments": "", "status": "in_progress"})
+            for piece in tool_call.chunks():
+                await call.pace()
+                yield event("response.function_call_arguments.delta", **at, delta=piece)
+            yield event("response.function_call_arguments.done", **at, arguments=item["arguments"])
+            yield done(index, item)
+
+        async def message_events(index: int) -> AsyncIterator[bytes]:
+            at = {"item_id": message["id"], "output_index": index, "content_index": 0}
+            yield added(index, {**message, "status": "in_progress", "content": []})
+            yield event("response.content_part.added", **at, part={**part, "text": ""})
+            async for token in self._text_tokens(call):
+                yield event("response.output_text.delta", **at, delta=token, logprobs=[])
+            yield event("response.output_text.done", **at, text=_sent_text(call, part), logprobs=[])
+            yield event("response.content_part.done", **at, part=part)
+            yield done(index, message)
+
+        async def events() -> AsyncIterator[bytes]:  # lazy, so sequence numbers keep order
+            yield event("response.created", response=response("in_progress", [], None))
+            yield event("response.in_progress", response=response("in_progress", [], None))
+            items: list[AsyncIterator[bytes]] = []
+            if reply.reasoning_pieces():
+                items.append(reasoning_events(len(items)))
+            for item, tool_call in zip(calls, call.tool_calls, strict=True):
+                items.append(function_call_events(len(items), item, tool_call))
+            if call.has_message:
+                items.append(message_events(len(items)))
+            for item_events in items:
+                async for data in item_events:
+                    yield data
+
         return await self._stream(
-            call, head,
-            lambda token: event("response.output_text.delta", **at, delta=token, logprobs=[]),
-            lambda: [  # built after the deltas so sequence numbers keep increasing
-                event("response.output_text.done", **at, text=_sent_text(call, part), logprobs=[]),
-                event("response.content_part.done", **at, part=part),
-                event("response.output_item.done", output_index=0, item=item),
-                event("response.completed", response=response("completed", [item], usage)),
-            ],
-        )  # fmt: skip
+            call,
+            events(),
+            lambda: [event("response.completed", response=response("completed", output, usage))],
+        )
 
     async def _chat_completions(self, call: Call) -> web.StreamResponse:
-        body, tokens = call.body, call.tokens
-        n_in = _count_tokens(body.get("messages"))
+        body, reply, tokens = call.body, call.reply, call.tokens
+        n_in, n_out = _count_tokens(body.get("messages")), call.output_tokens()
         usage = {
-            "prompt_tokens": n_in,
-            "completion_tokens": len(tokens),
-            "total_tokens": n_in + len(tokens),
-        }
+            "prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out,
+            "completion_tokens_details": {"reasoning_tokens": len(reply.reasoning_pieces())},
+        }  # fmt: skip
         base = {
             "id": "chatcmpl-" + uuid.uuid4().hex, "created": int(time.time()),
             "model": body.get("model", "gpt-standin"), "system_fingerprint": None,
         }  # fmt: skip
+        calls = [
+            {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in call.tool_calls
+        ]  # fmt: skip
+        finish = "tool_calls" if calls else "stop"
         if not call.record.stream:
-            message = {"role": "assistant", "content": "".join(tokens), "refusal": None}
-            choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+            content = "".join(tokens) if call.has_message else None
+            message: Body = {"role": "assistant", "content": content, "refusal": None}
+            if calls:
+                message["tool_calls"] = calls
+            if reply.reasoning:
+                message["reasoning_content"] = reply.reasoning
+            choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
             data = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
-            return await self._plain(call, data, len(tokens))
+            return await self._plain(call, data, n_out)
 
         def chunk(delta: Body | None, finish: str | None = None, **extra: Any) -> bytes:
             choices = (
@@ -405,12 +544,29 @@ class StandinServer:
             data = {**base, "object": "chat.completion.chunk", "choices": choices, **extra}
             return f"data: {json.dumps(data)}\n\n".encode()
 
-        tail = [chunk({}, "stop")]
+        tail = [chunk({}, finish)]
         if (body.get("stream_options") or {}).get("include_usage"):
             tail.append(chunk(None, usage=usage))
         tail.append(b"data: [DONE]\n\n")
-        head = [chunk({"role": "assistant", "content": ""})]
-        return await self._stream(call, head, lambda token: chunk({"content": token}), lambda: tail)
+
+        async def events() -> AsyncIterator[bytes]:
+            text_first = not reply.reasoning_pieces() and not calls
+            yield chunk({"role": "assistant", "content": "" if text_first else None})
+            for piece in reply.reasoning_pieces():
+                await call.pace()
+                yield chunk({"reasoning_content": piece})
+            for index, (spec, tool_call) in enumerate(zip(calls, call.tool_calls, strict=True)):
+                named = {**spec, "function": {**spec["function"], "arguments": ""}}
+                yield chunk({"tool_calls": [{"index": index, **named}]})
+                for piece in tool_call.chunks():
+                    await call.pace()
+                    yield chunk(
+                        {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                    )
+            async for token in self._text_tokens(call):
+                yield chunk({"content": token})
+
+        return await self._stream(call, events(), lambda: tail)
 
     async def _chatkit_create(self, call: Call) -> web.StreamResponse:
         body = call.body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 import subprocess
@@ -17,12 +18,24 @@ from pathlib import Path
 import agents
 import openai
 import pytest
-from agents import Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, Runner
-from openai.types.responses import ResponseTextDeltaEvent
+from agents import (
+    Agent,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    ReasoningItem,
+    Runner,
+    function_tool,
+)
+from openai.types.responses import (
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseReasoningSummaryTextDeltaEvent,
+    ResponseTextDeltaEvent,
+)
 
 from tests.standin import (
     Reply,
     StandinServer,
+    ToolCall,
     control_requests,
     control_reset,
     control_script,
@@ -449,3 +462,369 @@ async def test_cli_subprocess() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+# ---------------------------------------------------------------------- tools and reasoning
+WEATHER_ARGS = '{"city": "Paris", "unit": "celsius"}'
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    "strict": False,
+}
+
+
+def weather_call(**kwargs: object) -> Reply:
+    """A reply that thinks, then asks for get_weather and nothing else."""
+    call = ToolCall("get_weather", WEATHER_ARGS, call_id="call_weather")
+    return Reply(text="", reasoning="The user wants the weather.", tool_calls=[call], **kwargs)
+
+
+def test_tool_call_pieces_and_control_round_trip() -> None:
+    call = ToolCall("f", WEATHER_ARGS)
+    assert call.call_id.startswith("call_") and call.call_id != ToolCall("f").call_id
+    assert "".join(call.chunks()) == WEATHER_ARGS and len(call.chunks()) == 4
+    assert ToolCall("f", "{}").chunks() == ["{", "}"]
+    assert ToolCall("f", "[1,2]", pieces=["[1", ",2]"]).chunks() == ["[1", ",2]"]
+    with pytest.raises(ValueError, match="pieces"):
+        ToolCall("f", "{}", pieces=["{"])
+    reply = Reply(text="", reasoning="hmm", tool_calls=[call, ToolCall("g", pieces=["{", "}"])])
+    rebuilt = Reply(**json.loads(json.dumps(dataclasses.asdict(reply))))
+    assert rebuilt == reply and isinstance(rebuilt.tool_calls[0], ToolCall)
+
+
+async def test_control_api_scripts_tool_calls(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    await asyncio.to_thread(control_script, server.base_url, weather_call())
+    await asyncio.to_thread(
+        control_script, server.base_url, {"text": "", "tool_calls": [{"name": "raw"}]}
+    )
+    first = await client.responses.create(model="gpt-test", input="hi")
+    second = await client.responses.create(model="gpt-test", input="hi")
+    assert [i.type for i in first.output] == ["reasoning", "function_call"]
+    assert (first.output[1].call_id, first.output[1].arguments) == ("call_weather", WEATHER_ARGS)
+    assert [(i.type, i.name, i.arguments) for i in second.output] == [
+        ("function_call", "raw", "{}")
+    ]
+    bad = {"text": "", "tool_calls": [{"name": "x", "bogus": 1}]}
+    with pytest.raises(urllib.error.HTTPError) as info:
+        await asyncio.to_thread(control_script, server.base_url, bad)
+    assert info.value.code == 400
+
+
+async def test_responses_stream_reasoning_function_calls_then_message(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    calls = [
+        ToolCall("get_weather", WEATHER_ARGS, call_id="call_a"),
+        ToolCall("get_time", '{"tz": "CET"}', call_id="call_b", pieces=['{"tz":', ' "CET"}']),
+    ]
+    server.script(Reply(text="Let me check.", reasoning="Two lookups.", tool_calls=calls))
+    stream = await client.responses.create(
+        model="gpt-test", input="hi", tools=[WEATHER_TOOL], stream=True
+    )
+    events = [event async for event in stream]
+    assert [e.type for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",  # 0: reasoning
+        "response.reasoning_summary_part.added",
+        *["response.reasoning_summary_text.delta"] * 2,
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+        "response.output_item.added",  # 1: get_weather
+        *["response.function_call_arguments.delta"] * 4,
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.output_item.added",  # 2: get_time
+        *["response.function_call_arguments.delta"] * 2,
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.output_item.added",  # 3: the message
+        "response.content_part.added",
+        *["response.output_text.delta"] * 3,
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    added = [e for e in events if e.type == "response.output_item.added"]
+    done = [e for e in events if e.type == "response.output_item.done"]
+    assert [e.output_index for e in added] == [e.output_index for e in done] == [0, 1, 2, 3]
+    assert [e.item.type for e in added] == [
+        "reasoning",
+        "function_call",
+        "function_call",
+        "message",
+    ]
+    reasoning, weather = added[0].item, added[1].item
+    assert reasoning.id.startswith("rs_") and reasoning.summary == []
+    assert weather.id.startswith("fc_") and weather.status == "in_progress"
+    assert (weather.call_id, weather.name, weather.arguments) == ("call_a", "get_weather", "")
+    assert done[0].item.summary[0].text == "Two lookups."
+    assert done[1].item.model_dump(exclude_none=True) == {
+        **weather.model_dump(exclude_none=True), "arguments": WEATHER_ARGS, "status": "completed"
+    }  # fmt: skip
+
+    summary = [e for e in events if e.type.startswith("response.reasoning_summary")]
+    assert {(e.item_id, e.output_index, e.summary_index) for e in summary} == {(reasoning.id, 0, 0)}
+    assert summary[0].part.model_dump() == {"type": "summary_text", "text": ""}
+    assert "".join(e.delta for e in summary if e.type.endswith(".delta")) == "Two lookups."
+    assert summary[-2].text == summary[-1].part.text == "Two lookups."
+
+    deltas = [e for e in events if e.type == "response.function_call_arguments.delta"]
+    dones = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert [(e.item_id, e.output_index, e.arguments) for e in dones] == [
+        (weather.id, 1, WEATHER_ARGS), (added[2].item.id, 2, '{"tz": "CET"}')
+    ]  # fmt: skip
+    assert {e.item_id for e in deltas if e.output_index == 1} == {weather.id}
+    assert "".join(e.delta for e in deltas if e.output_index == 1) == WEATHER_ARGS
+    assert [e.delta for e in deltas if e.output_index == 2] == ['{"tz":', ' "CET"}']
+
+    completed = events[-1].response
+    assert [i.type for i in completed.output] == [e.item.type for e in done]
+    assert [i.id for i in completed.output] == [e.item.id for e in added]
+    assert completed.output_text == "Let me check."
+    assert completed.tools[0].name == "get_weather"
+    assert completed.usage.output_tokens == 2 + 4 + 2 + 3
+    assert completed.usage.output_tokens_details.reasoning_tokens == 2
+    assert server.wait_done().tokens_sent == 3  # text tokens only
+
+
+async def test_responses_stream_helper_accepts_function_call_only_reply(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(weather_call())
+    async with client.responses.stream(
+        model="gpt-test", input="hi", tools=[WEATHER_TOOL]
+    ) as stream:
+        kinds = [event.type async for event in stream]
+        final = await stream.get_final_response()
+    assert "response.content_part.added" not in kinds
+    assert [i.type for i in final.output] == ["reasoning", "function_call"]
+    assert final.output[1].arguments == WEATHER_ARGS and final.output_text == ""
+
+
+async def test_responses_non_stream_with_reasoning_and_tool_call(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(weather_call())
+    response = await client.responses.create(model="gpt-test", input="hi")
+    reasoning, call = response.output
+    assert reasoning.type == "reasoning"
+    assert reasoning.summary[0].text == "The user wants the weather."
+    assert call.type == "function_call" and call.status == "completed"
+    assert (call.call_id, call.name, call.arguments) == (
+        "call_weather", "get_weather", WEATHER_ARGS
+    )  # fmt: skip
+    assert response.usage.output_tokens == 5 + 4
+
+
+async def test_chat_completions_stream_reasoning_and_tool_calls(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    calls = [
+        ToolCall("get_weather", WEATHER_ARGS, call_id="call_a"),
+        ToolCall("get_time", call_id="call_b"),
+    ]
+    server.script(Reply(text="Let me check.", reasoning="Two lookups.", tool_calls=calls))
+    stream = await client.chat.completions.create(
+        model="gpt-test",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    deltas = [c.choices[0].delta.model_dump(exclude_none=True) for c in chunks if c.choices]
+    assert deltas == [
+        {"role": "assistant"},  # content: null, as when a reply starts with something else
+        {"reasoning_content": "Two"},
+        {"reasoning_content": " lookups."},
+        {"tool_calls": [
+            {"index": 0, "id": "call_a", "type": "function",
+             "function": {"name": "get_weather", "arguments": ""}},
+        ]},
+        *[{"tool_calls": [{"index": 0, "function": {"arguments": p}}]} for p in calls[0].chunks()],
+        {"tool_calls": [
+            {"index": 1, "id": "call_b", "type": "function",
+             "function": {"name": "get_time", "arguments": ""}},
+        ]},
+        {"tool_calls": [{"index": 1, "function": {"arguments": "{"}}]},
+        {"tool_calls": [{"index": 1, "function": {"arguments": "}"}}]},
+        {"content": "Let"},
+        {"content": " me"},
+        {"content": " check."},
+        {},
+    ]  # fmt: skip
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    assert chunks[-1].usage.completion_tokens == 2 + 4 + 2 + 3
+    assert chunks[-1].usage.completion_tokens_details.reasoning_tokens == 2
+
+
+async def test_chat_completions_stream_helper_accumulates_tool_calls(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(weather_call())
+    async with client.chat.completions.stream(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        final = await stream.get_final_completion()
+    choice = final.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert (call.id, call.function.name, call.function.arguments) == (
+        "call_weather", "get_weather", WEATHER_ARGS
+    )  # fmt: skip
+    assert choice.message.reasoning_content == "The user wants the weather."
+
+
+async def test_chat_completions_non_stream_tool_calls(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(weather_call())
+    completion = await client.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    assert choice.message.tool_calls[0].model_dump() == {
+        "id": "call_weather", "type": "function",
+        "function": {"name": "get_weather", "arguments": WEATHER_ARGS},
+    }  # fmt: skip
+    assert choice.message.reasoning_content == "The user wants the weather."
+
+
+async def test_reasoning_and_arguments_are_paced_like_tokens(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(weather_call(tps=50, first_token_delay=0.15))
+    started = time.monotonic()
+    stream = await client.responses.create(model="gpt-test", input="hi", stream=True)
+    arrivals: dict[str, list[float]] = {}
+    async for event in stream:
+        arrivals.setdefault(event.type, []).append(time.monotonic() - started)
+    assert arrivals["response.created"][0] < 0.15  # the stream opens before the delay
+    reasoning = arrivals["response.reasoning_summary_text.delta"]
+    arguments = arrivals["response.function_call_arguments.delta"]
+    assert reasoning[0] >= 0.15  # first_token_delay comes before the first piece of any kind
+    assert arguments[-1] >= 0.15 + 8 / 50  # 5 reasoning deltas + 4 argument pieces, one pace
+
+
+async def test_drop_after_a_function_call_only_reply_cuts_before_completion(
+    server: StandinServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(weather_call(drop_after=0))
+    stream = await client.responses.create(model="gpt-test", input="hi", stream=True)
+    kinds: list[str] = []
+    with pytest.raises(openai.APIConnectionError):
+        async for event in stream:
+            kinds.append(event.type)
+    assert kinds[-1] == "response.output_item.done" and "response.completed" not in kinds
+    record = server.wait_done()
+    assert not record.finished and record.tokens_sent == 0
+
+
+# The Agents SDK end to end: a tool call, the tool runs, the follow-up request, the answer.
+weather_calls: list[str] = []
+
+
+@function_tool
+def get_weather(city: str, unit: str) -> str:
+    """The weather in a city."""
+    weather_calls.append(city)
+    return f"Sunny in {city}, 21 degrees {unit}"
+
+
+@pytest.mark.parametrize("model_class", [OpenAIResponsesModel, OpenAIChatCompletionsModel])
+async def test_agents_sdk_streams_tool_call_and_continues_after_its_output(
+    server: StandinServer, client: openai.AsyncOpenAI, model_class: type
+) -> None:
+    weather_calls.clear()
+    server.script(weather_call(tps=500), Reply(text="It is sunny in Paris.", tps=500))
+    agent = Agent(
+        name="a",
+        instructions="x",
+        model=model_class(model="gpt-test", openai_client=client),
+        tools=[get_weather],
+    )
+    result = Runner.run_streamed(agent, "Weather in Paris?", max_turns=3)
+    arguments, reasoning, announced, timeline = [], [], [], []
+    async for event in result.stream_events():
+        if event.type == "raw_response_event":
+            timeline.append(event.data.type)
+            if event.data.type == "response.output_item.added":
+                announced.append(event.data.item.model_dump(include={"type", "call_id", "name"}))
+            elif isinstance(event.data, ResponseFunctionCallArgumentsDeltaEvent):
+                arguments.append(event.data.delta)
+            elif isinstance(event.data, ResponseReasoningSummaryTextDeltaEvent):
+                reasoning.append(event.data.delta)
+        elif event.type == "run_item_stream_event":
+            timeline.append(event.name)
+            if isinstance(event.item, ReasoningItem):
+                assert event.item.raw_item.summary[0].text == "The user wants the weather."
+
+    assert weather_calls == ["Paris"]
+    assert result.final_output == "It is sunny in Paris."
+    assert "".join(arguments) == WEATHER_ARGS and len(arguments) == 4
+    # the call's id and name come with its output_item.added; argument deltas carry neither
+    assert {"type": "function_call", "call_id": "call_weather", "name": "get_weather"} in announced
+    assert "".join(reasoning) == "The user wants the weather."  # Chat: via reasoning_content
+    run_items = [t for t in timeline if not t.startswith("response.")]
+    assert run_items == [
+        "reasoning_item_created", "tool_called", "tool_output", "message_output_created"
+    ]  # fmt: skip
+    # the run items of a turn are emitted once its response has completed, not as it streams
+    assert timeline.index("tool_called") > timeline.index("response.completed")
+
+    first, second = server.wait_requests(2)
+    if model_class is OpenAIResponsesModel:
+        assert first.json["tools"][0]["name"] == "get_weather"
+        call, output = second.json["input"][-2:]
+        assert {k: call[k] for k in ("type", "call_id", "name", "arguments")} == {
+            "type": "function_call", "call_id": "call_weather", "name": "get_weather",
+            "arguments": WEATHER_ARGS,
+        }  # fmt: skip
+        assert output == {
+            "type": "function_call_output",
+            "call_id": "call_weather",
+            "output": "Sunny in Paris, 21 degrees celsius",
+        }
+        assert second.json["input"][1]["type"] == "reasoning"  # replayed as given
+    else:
+        assert first.json["tools"][0]["function"]["name"] == "get_weather"
+        assistant, tool = second.json["messages"][-2:]
+        assert assistant["role"] == "assistant" and assistant["content"] is None
+        assert assistant["tool_calls"] == [
+            {"id": "call_weather", "type": "function",
+             "function": {"name": "get_weather", "arguments": WEATHER_ARGS}},
+        ]  # fmt: skip
+        assert "reasoning_content" not in assistant  # replayed for DeepSeek models only
+        assert tool == {
+            "role": "tool",
+            "tool_call_id": "call_weather",
+            "content": "Sunny in Paris, 21 degrees celsius",
+        }
+
+
+@pytest.mark.parametrize("model_class", [OpenAIResponsesModel, OpenAIChatCompletionsModel])
+async def test_agents_sdk_runs_tool_call_without_streaming(
+    server: StandinServer, client: openai.AsyncOpenAI, model_class: type
+) -> None:
+    weather_calls.clear()
+    server.script(weather_call(), Reply(text="Sunny."))
+    agent = Agent(
+        name="a",
+        instructions="x",
+        model=model_class(model="gpt-test", openai_client=client),
+        tools=[get_weather],
+    )
+    result = await Runner.run(agent, "Weather in Paris?", max_turns=3)
+    assert weather_calls == ["Paris"] and result.final_output == "Sunny."
+    assert [type(i).__name__ for i in result.new_items] == [
+        "ReasoningItem", "ToolCallItem", "ToolCallOutputItem", "MessageOutputItem"
+    ]  # fmt: skip
+    assert [r.stream for r in server.requests] == [False, False]
