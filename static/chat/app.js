@@ -1,6 +1,8 @@
 // The chat page: history rendered as markdown, replies streamed over WebSocket, SSE or
 // polling (chosen automatically, or forced with ?transport=websocket|sse|poll), resumed
-// after drops and reloads, live across tabs, with Stop, Pause/Resume and per-reply metrics.
+// after drops and reloads, live across tabs, with Stop, Pause/Resume and per-reply metrics;
+// what the agent did on the way (its thinking, its tool calls) shows above a reply's text.
+import { AgentSteps, stepsData } from "./agent_steps.js";
 import { ReplyAnnouncer } from "./announce.js";
 import { AutoScroll } from "./autoscroll.js";
 import { ChatClient, newClientId } from "./client.js";
@@ -140,6 +142,8 @@ function streamInto(item) {
   const body = item.querySelector(".body");
   const view = new StreamingMarkdownView(renderer, body);
   body.textContent = "";
+  const steps = new AgentSteps(item, { renderer });
+  steps.reset(); // the run's events from the start draw them again
   announcer.started(item);
   const reply = { item, view, follower: null, runId: null };
   let latest = "";
@@ -154,12 +158,14 @@ function streamInto(item) {
       if (!frame) frame = requestAnimationFrame(paint);
     },
     onEvent: (event) => {
+      steps.event(event);
       if (event.type === "metrics") formatMetrics(item, event.metrics, "streaming");
     },
     onEnd: (event) => {
       if (frame) cancelAnimationFrame(frame);
       view.finish(latest);
-      sources.set(item, latest);
+      steps.end();
+      sources.set(item, latest); // what Copy copies: the reply's text, not its steps
       setStatus(item, event.type);
       formatMetrics(item, event.metrics, event.type);
       if (event.error) showError(item, event.error);
@@ -225,6 +231,7 @@ for (const item of list.querySelectorAll(".message")) {
   } else if (item.dataset.role === "assistant") {
     const text = body.textContent; // read before the view takes over the element
     new StreamingMarkdownView(renderer, body).finish(text);
+    new AgentSteps(item, { renderer }).render(stepsData(item));
   }
 }
 if (root.dataset.threadId) client.watch(root.dataset.threadId);
@@ -337,7 +344,10 @@ function renderConversation(messages, { atEnd = false } = {}) {
     formatMetrics(item, message.metrics, message.status);
     if (message.error) showError(item, message.error);
     if (message.status === "streaming") follow(message.id, item);
-    else new StreamingMarkdownView(renderer, item.querySelector(".body")).finish(message.content);
+    else {
+      new StreamingMarkdownView(renderer, item.querySelector(".body")).finish(message.content);
+      new AgentSteps(item, { renderer }).render(message.steps);
+    }
   }
   if (atEnd) autoscroll.jump();
   else list.scrollTop = top;
