@@ -188,6 +188,13 @@ AGENT_API = env.str("AGENT_API", default="responses")
 AGENT_INSTRUCTIONS = env.str("AGENT_INSTRUCTIONS", default="You are a helpful assistant.")
 AGENT_HISTORY_CHARS = env.int("AGENT_HISTORY_CHARS", default=24000)
 AGENT_HISTORY_MESSAGES = env.int("AGENT_HISTORY_MESSAGES", default=40)
+# Tools: dotted paths to `@function_tool` functions, and MCP servers by URL (streamable
+# HTTP); both off by default. The offline model's demo has the built-in tools.
+AGENT_TOOLS = env.list("AGENT_TOOLS", default=[])
+AGENT_MCP_SERVERS = env.list("AGENT_MCP_SERVERS", default=[])
+AGENT_TOOL_TIMEOUT_SECONDS = env.float("AGENT_TOOL_TIMEOUT_SECONDS", default=30.0)
+AGENT_MAX_TOOL_CALLS = env.int("AGENT_MAX_TOOL_CALLS", default=8)
+AGENT_TOOL_OUTPUT_CHARS = env.int("AGENT_TOOL_OUTPUT_CHARS", default=4000)
 OFFLINE_MODEL_TPS = env.float("OFFLINE_MODEL_TPS", default=40.0)
 
 # The chat.

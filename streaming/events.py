@@ -1,8 +1,9 @@
 """The events of a run's log: what every wire shape formats.
 
 Each event is a JSON-ready dict with the run id, a sequence number (1, 2, 3, ... per run)
-and a `type`. A run's log holds one `started`, text `delta`s, periodic `metrics`, and
-exactly one terminal event (`completed`, `stopped`, `failed` or `interrupted`), last.
+and a `type`. A run's log holds one `started`, text `delta`s, the agent's `reasoning` and tool events
+(`tool_call`, `tool_arguments`, `tool_result`), periodic `metrics`, and exactly one
+terminal event (`completed`, `stopped`, `failed` or `interrupted`), last.
 
 `Metrics` is the one metrics vocabulary of the project: the same keys in events, in the
 database (`Message`), in the REST API and in the page.
@@ -67,7 +68,49 @@ class Terminal(TypedDict):
     error: NotRequired[str]
 
 
-Event = Started | Delta | MetricsEvent | Terminal
+class Reasoning(TypedDict):
+    """A piece of the model's reasoning summary."""
+
+    run_id: str
+    seq: int
+    type: Literal["reasoning"]
+    text: str
+
+
+class ToolCall(TypedDict):
+    """The agent calls a tool; its arguments follow (`ToolArguments`), then its result."""
+
+    run_id: str
+    seq: int
+    type: Literal["tool_call"]
+    call_id: str
+    name: str
+
+
+class ToolArguments(TypedDict):
+    """A piece of a tool call's JSON arguments."""
+
+    run_id: str
+    seq: int
+    type: Literal["tool_arguments"]
+    call_id: str
+    text: str
+
+
+class ToolResult(TypedDict):
+    """A tool call's output (cut to `AGENT_TOOL_OUTPUT_CHARS`); `error` if the tool failed."""
+
+    run_id: str
+    seq: int
+    type: Literal["tool_result"]
+    call_id: str
+    output: str
+    error: bool
+    truncated: bool
+
+
+Event = Started | Delta | Reasoning | ToolCall | ToolArguments | ToolResult | MetricsEvent | Terminal
+STEP_TYPES: frozenset[str] = frozenset({"reasoning", "tool_call", "tool_arguments", "tool_result"})
 
 
 class Logged(dict[str, Any]):
@@ -126,6 +169,27 @@ def delta(
     return event
 
 
+def reasoning(run_id: str, seq: int, *, text: str) -> Reasoning:
+    return {"run_id": run_id, "seq": seq, "type": "reasoning", "text": text}
+
+
+def tool_call(run_id: str, seq: int, *, call_id: str, name: str) -> ToolCall:
+    return {"run_id": run_id, "seq": seq, "type": "tool_call", "call_id": call_id, "name": name}
+
+
+def tool_arguments(run_id: str, seq: int, *, call_id: str, text: str) -> ToolArguments:
+    return {"run_id": run_id, "seq": seq, "type": "tool_arguments", "call_id": call_id, "text": text}
+
+
+def tool_result(
+    run_id: str, seq: int, *, call_id: str, output: str, error: bool = False, truncated: bool = False
+) -> ToolResult:
+    return {
+        "run_id": run_id, "seq": seq, "type": "tool_result", "call_id": call_id, "output": output,
+        "error": error, "truncated": truncated,
+    }
+
+
 def metrics(run_id: str, seq: int, *, values: Metrics) -> MetricsEvent:
     return {"run_id": run_id, "seq": seq, "type": "metrics", "metrics": values}
 
@@ -149,6 +213,45 @@ def failure_text(event: Event) -> str | None:
 def text_of(events: list[Event]) -> str:
     """The reply text carried by `events`: the concatenation of their deltas."""
     return "".join(e["text"] for e in events if is_delta(e))
+
+
+class Steps:
+    """A reply's steps as stored (`Message.steps`), built from its events in order:
+    reasoning pieces join into one step until something else happens; a tool call gathers
+    its arguments and its result."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self.calls: dict[str, dict[str, Any]] = {}
+
+    def add(self, event: Event) -> None:
+        kind = event["type"]
+        if kind == "reasoning":
+            last = self.steps[-1] if self.steps else None
+            if last is not None and last["type"] == "reasoning":
+                last["text"] += event["text"]  # type: ignore[typeddict-item]
+            else:
+                self.steps.append({"type": "reasoning", "text": event["text"]})  # type: ignore[typeddict-item]
+        elif kind == "tool_call":
+            call_id: str = event["call_id"]  # type: ignore[typeddict-item]
+            step = {
+                "type": "tool", "call_id": call_id, "name": event["name"],  # type: ignore[typeddict-item]
+                "arguments": "", "output": None, "error": False, "truncated": False,
+            }
+            self.calls[call_id] = step
+            self.steps.append(step)
+        elif kind == "tool_arguments" and (call := self.calls.get(event["call_id"])):  # type: ignore[typeddict-item]
+            call["arguments"] += event["text"]  # type: ignore[typeddict-item]
+        elif kind == "tool_result" and (call := self.calls.get(event["call_id"])):  # type: ignore[typeddict-item]
+            call.update(output=event["output"], error=event["error"], truncated=event["truncated"])  # type: ignore[typeddict-item]
+
+
+def steps_of(events: list[Event]) -> list[dict[str, Any]]:
+    """The steps `events` record (`Steps`)."""
+    steps = Steps()
+    for event in events:
+        steps.add(event)
+    return steps.steps
 
 
 def _reported(event: Event) -> Metrics | None:

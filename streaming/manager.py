@@ -209,7 +209,8 @@ async def run_reap(run_id: str, *, log: EventLog, registry: RunRegistry, who: st
         return
     values = events.metrics_of(logged)
     ending = await sync_to_async(services.reply_finish)(
-        message_id=run_id, content=events.text_of(logged), status=Message.Status.INTERRUPTED,
+        message_id=run_id, content=events.text_of(logged), steps=events.steps_of(logged),
+        status=Message.Status.INTERRUPTED,
         metrics=values, error=INTERRUPTED_ERROR,
     )
     seq = logged[-1]["seq"] + 1 if logged else 1

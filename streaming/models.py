@@ -74,6 +74,9 @@ class Message(models.Model):
         max_length=16, choices=Status.choices, default=Status.COMPLETED, db_index=True
     )
     error = models.TextField(blank=True)
+    # A reply's steps on the way, in order: {"type": "reasoning", "text"} and {"type": "tool",
+    # "call_id", "name", "arguments", "output", "error", "truncated"} (docs/api.md).
+    steps = models.JSONField(default=list, blank=True)
     model_name = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -2,13 +2,18 @@
 
 It implements the Agents SDK `Model` interface and streams a deterministic markdown reply
 (a heading, a list and a fenced code block) at a steady token rate, clearly labelled offline,
-so the site works end to end on a machine with no API key and no network.
+so the site works end to end on a machine with no API key and no network. Asked the time,
+or some arithmetic, it calls the built-in tool for it (with a short reasoning summary) and
+answers from the tool's result: the agent features work offline too.
 """
 
 import asyncio
+import itertools
+import json
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from agents.items import ModelResponse, TResponseInputItem, TResponseStreamEvent
@@ -20,14 +25,23 @@ from openai.types.responses import (
     ResponseContentPartAddedEvent,
     ResponseContentPartDoneEvent,
     ResponseCreatedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseFunctionToolCall,
     ResponseOutputItemAddedEvent,
     ResponseOutputItemDoneEvent,
     ResponseOutputMessage,
     ResponseOutputText,
+    ResponseReasoningItem,
+    ResponseReasoningSummaryPartAddedEvent,
+    ResponseReasoningSummaryPartDoneEvent,
+    ResponseReasoningSummaryTextDeltaEvent,
+    ResponseReasoningSummaryTextDoneEvent,
     ResponseTextDeltaEvent,
     ResponseTextDoneEvent,
     ResponseUsage,
 )
+from openai.types.responses.response_reasoning_item import Summary
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
 OFFLINE_MODEL_NAME = "offline"
@@ -87,69 +101,197 @@ def offline_reply(user_text: str, *, turn: int = 1, tps: float = 0) -> str:
     )
 
 
+# A question the offline model answers with a tool (when the run has it): the time, or
+# arithmetic ("what is (2 + 3) * 7?").
+TIME_QUESTION = re.compile(
+    r"\bwhat time\b|\btime is it\b|\bwhat(?:'s| is) the (?:time|date)\b|\bcurrent (?:time|date)\b|"
+    r"\btoday'?s date\b",
+    re.IGNORECASE,
+)
+ARITHMETIC_QUESTION = re.compile(r"\b(?:calculate|compute|what(?:'s| is)|how much is)\b", re.IGNORECASE)
+ARITHMETIC = re.compile(r"\(*-?\d+(?:\.\d+)?\)*(?:\s*(?:\*\*|//|[-+*/%])\s*\(*-?\d+(?:\.\d+)?\)*)+")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the offline model answers: an optional reasoning summary, then a tool call or text."""
+
+    reasoning: str = ""
+    call: tuple[str, str] | None = None  # (tool name, JSON arguments)
+    text: str = ""
+
+
+def plan_for(input: str | list[TResponseInputItem], tools: list[str], *, tps: float) -> Plan:
+    """The offline model's answer: with the run's built-in tools it demonstrates a tool call
+    (the time, arithmetic), then answers from the tool's result; otherwise `offline_reply`."""
+    result = _tool_result(input)
+    if result is not None:
+        name, output = result
+        return Plan(text=(
+            f"**Offline model** — the `{name}` tool answered:\n\n> {' '.join(output.split())}\n\n"
+            "A language model would phrase this for you; set `OPENAI_API_KEY` to talk to one."
+        ))
+    said = last_user_text(input)
+    if "current_time" in tools and TIME_QUESTION.search(said):
+        return Plan(
+            reasoning="The user asks for the current time, which I cannot know; the current_time tool can tell.",
+            call=("current_time", json.dumps({"timezone": "UTC"})),
+        )
+    expression = ARITHMETIC.search(said)
+    if "calculate" in tools and expression and ARITHMETIC_QUESTION.search(said):
+        return Plan(
+            reasoning="This is arithmetic; the calculate tool works it out exactly.",
+            call=("calculate", json.dumps({"expression": expression.group(0).strip()})),
+        )
+    return Plan(text=offline_reply(said, turn=count_user_turns(input), tps=tps))
+
+
+def _tool_result(input: str | list[TResponseInputItem]) -> tuple[str, str] | None:
+    """(tool name, output) if the input ends with a tool's result."""
+    if isinstance(input, str) or not input:
+        return None
+    last = input[-1]
+    if not (isinstance(last, dict) and last.get("type") == "function_call_output"):
+        return None
+    names = {i.get("call_id"): i.get("name") for i in input if isinstance(i, dict) and i.get("type") == "function_call"}
+    return str(names.get(last.get("call_id"), "tool")), str(last.get("output", ""))
+
+
 class OfflineModel(Model):
-    """A `Model` that streams `offline_reply` at `tps` tokens per second (0: no pacing)."""
+    """A `Model` that streams `plan_for`'s answer at `tps` pieces per second (0: no pacing)."""
 
     def __init__(self, *, tps: float = 40.0) -> None:
         self.tps = tps
 
-    def _reply(self, input: str | list[TResponseInputItem]) -> str:
-        return offline_reply(last_user_text(input), turn=count_user_turns(input), tps=self.tps)
+    def _plan(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Plan:
+        tools = kwargs["tools"] if "tools" in kwargs else (args[3] if len(args) > 3 else [])
+        names = [getattr(t, "name", "") for t in tools or []]
+        return plan_for(_input_arg(args, kwargs), names, tps=self.tps)
 
     async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        text = self._reply(_input_arg(args, kwargs))
-        response = _response(text, status="completed")
+        plan = self._plan(args, kwargs)
+        output = _output(plan)
         return ModelResponse(
-            output=list(response.output),
-            usage=Usage(requests=1, output_tokens=len(tokenize(text))),
-            response_id=response.id,
+            output=output,
+            usage=Usage(requests=1, output_tokens=len(tokenize(plan.text + plan.reasoning))),
+            response_id=f"resp_offline_{uuid.uuid4().hex}",
         )
 
     async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[TResponseStreamEvent]:
-        text = self._reply(_input_arg(args, kwargs))
-        tokens = tokenize(text)
-        final = _response(text, status="completed")
-        message = final.output[0]
-        assert isinstance(message, ResponseOutputMessage)
-        empty_message = message.model_copy(update={"content": [], "status": "in_progress"})
-        empty_part = ResponseOutputText(type="output_text", text="", annotations=[], logprobs=[])
-        started = _response("", status="in_progress").model_copy(update={"id": final.id})
-        seq = iter(range(len(tokens) + 16))
-        common = {"item_id": message.id, "output_index": 0, "content_index": 0}
-
-        yield ResponseCreatedEvent(
-            type="response.created", response=started, sequence_number=next(seq)
-        )
-        yield ResponseOutputItemAddedEvent(
-            type="response.output_item.added", item=empty_message, output_index=0,
-            sequence_number=next(seq),
-        )
-        yield ResponseContentPartAddedEvent(
-            type="response.content_part.added", part=empty_part, sequence_number=next(seq),
-            **common,
-        )
+        plan = self._plan(args, kwargs)
+        output = _output(plan)
+        final = _response(output, plan, status="completed")
+        seq = itertools.count()
         delay = 1.0 / self.tps if self.tps > 0 else 0.0
-        for token in tokens:
-            await asyncio.sleep(delay)
-            yield ResponseTextDeltaEvent(
-                type="response.output_text.delta", delta=token, logprobs=[],
-                sequence_number=next(seq), **common,
-            )
-        yield ResponseTextDoneEvent(
-            type="response.output_text.done", text=text, logprobs=[], sequence_number=next(seq),
-            **common,
-        )
-        yield ResponseContentPartDoneEvent(
-            type="response.content_part.done", part=message.content[0],
-            sequence_number=next(seq), **common,
-        )
-        yield ResponseOutputItemDoneEvent(
-            type="response.output_item.done", item=message, output_index=0,
+        yield ResponseCreatedEvent(
+            type="response.created", response=_response([], plan, status="in_progress").model_copy(update={"id": final.id}),
             sequence_number=next(seq),
         )
-        yield ResponseCompletedEvent(
-            type="response.completed", response=final, sequence_number=next(seq)
+        for index, item in enumerate(output):
+            if isinstance(item, ResponseReasoningItem):
+                events = _reasoning_events(item, index, seq)
+            elif isinstance(item, ResponseFunctionToolCall):
+                events = _call_events(item, index, seq)
+            else:
+                events = _message_events(item, index, seq)  # type: ignore[arg-type]
+            async for event in events:
+                if event.type.endswith(".delta"):
+                    await asyncio.sleep(delay)
+                yield event
+        yield ResponseCompletedEvent(type="response.completed", response=final, sequence_number=next(seq))
+
+
+def _output(plan: Plan) -> list[Any]:
+    output: list[Any] = []
+    if plan.reasoning:
+        output.append(ResponseReasoningItem(
+            id=f"rs_offline_{uuid.uuid4().hex}", type="reasoning",
+            summary=[Summary(type="summary_text", text=plan.reasoning)],
+        ))
+    if plan.call:
+        name, arguments = plan.call
+        output.append(ResponseFunctionToolCall(
+            id=f"fc_offline_{uuid.uuid4().hex}", call_id=f"call_offline_{uuid.uuid4().hex[:24]}",
+            type="function_call", name=name, arguments=arguments, status="completed",
+        ))
+    if plan.text:
+        output.append(ResponseOutputMessage(
+            id=f"msg_offline_{uuid.uuid4().hex}", type="message", role="assistant", status="completed",
+            content=[ResponseOutputText(type="output_text", text=plan.text, annotations=[], logprobs=[])],
+        ))
+    return output
+
+
+async def _reasoning_events(item: ResponseReasoningItem, index: int, seq: Iterator[int]) -> AsyncIterator[Any]:
+    text = item.summary[0].text
+    at = {"item_id": item.id, "output_index": index, "summary_index": 0}
+    part = {"type": "summary_text", "text": ""}
+    yield ResponseOutputItemAddedEvent(
+        type="response.output_item.added", item=item.model_copy(update={"summary": []}), output_index=index,
+        sequence_number=next(seq),
+    )
+    yield ResponseReasoningSummaryPartAddedEvent(
+        type="response.reasoning_summary_part.added", part=part, sequence_number=next(seq), **at,  # type: ignore[arg-type]
+    )
+    for piece in tokenize(text):
+        yield ResponseReasoningSummaryTextDeltaEvent(
+            type="response.reasoning_summary_text.delta", delta=piece, sequence_number=next(seq), **at
         )
+    yield ResponseReasoningSummaryTextDoneEvent(
+        type="response.reasoning_summary_text.done", text=text, sequence_number=next(seq), **at
+    )
+    yield ResponseReasoningSummaryPartDoneEvent(
+        type="response.reasoning_summary_part.done", part={**part, "text": text},  # type: ignore[arg-type]
+        sequence_number=next(seq), **at,
+    )
+    yield ResponseOutputItemDoneEvent(
+        type="response.output_item.done", item=item, output_index=index, sequence_number=next(seq)
+    )
+
+
+async def _call_events(item: ResponseFunctionToolCall, index: int, seq: Iterator[int]) -> AsyncIterator[Any]:
+    at = {"item_id": item.id, "output_index": index}
+    yield ResponseOutputItemAddedEvent(
+        type="response.output_item.added", item=item.model_copy(update={"arguments": "", "status": "in_progress"}),
+        output_index=index, sequence_number=next(seq),
+    )
+    for piece in tokenize(item.arguments):
+        yield ResponseFunctionCallArgumentsDeltaEvent(
+            type="response.function_call_arguments.delta", delta=piece, sequence_number=next(seq), **at
+        )
+    yield ResponseFunctionCallArgumentsDoneEvent(
+        type="response.function_call_arguments.done", arguments=item.arguments, sequence_number=next(seq), **at
+    )
+    yield ResponseOutputItemDoneEvent(
+        type="response.output_item.done", item=item, output_index=index, sequence_number=next(seq)
+    )
+
+
+async def _message_events(message: ResponseOutputMessage, index: int, seq: Iterator[int]) -> AsyncIterator[Any]:
+    part = message.content[0]
+    assert isinstance(part, ResponseOutputText)
+    common = {"item_id": message.id, "output_index": index, "content_index": 0}
+    yield ResponseOutputItemAddedEvent(
+        type="response.output_item.added", item=message.model_copy(update={"content": [], "status": "in_progress"}),
+        output_index=index, sequence_number=next(seq),
+    )
+    yield ResponseContentPartAddedEvent(
+        type="response.content_part.added", sequence_number=next(seq), **common,
+        part=ResponseOutputText(type="output_text", text="", annotations=[], logprobs=[]),
+    )
+    for token in tokenize(part.text):
+        yield ResponseTextDeltaEvent(
+            type="response.output_text.delta", delta=token, logprobs=[], sequence_number=next(seq), **common
+        )
+    yield ResponseTextDoneEvent(
+        type="response.output_text.done", text=part.text, logprobs=[], sequence_number=next(seq), **common
+    )
+    yield ResponseContentPartDoneEvent(
+        type="response.content_part.done", part=part, sequence_number=next(seq), **common
+    )
+    yield ResponseOutputItemDoneEvent(
+        type="response.output_item.done", item=message, output_index=index, sequence_number=next(seq)
+    )
 
 
 def _input_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | list[TResponseInputItem]:
@@ -157,22 +299,15 @@ def _input_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | list[TRes
     return kwargs["input"] if "input" in kwargs else args[1]
 
 
-def _response(text: str, *, status: str) -> Response:
-    output_tokens = len(tokenize(text))
-    message = ResponseOutputMessage(
-        id=f"msg_offline_{uuid.uuid4().hex}",
-        type="message",
-        role="assistant",
-        status="completed",
-        content=[ResponseOutputText(type="output_text", text=text, annotations=[], logprobs=[])],
-    )
+def _response(output: list[Any], plan: Plan, *, status: str) -> Response:
+    output_tokens = len(tokenize(plan.text + plan.reasoning))
     return Response(
         id=f"resp_offline_{uuid.uuid4().hex}",
         created_at=0,
         model=OFFLINE_MODEL_NAME,
         object="response",
-        output=[message] if text else [],
-        tool_choice="none",
+        output=output,
+        tool_choice="auto",
         tools=[],
         top_p=None,
         parallel_tool_calls=False,
@@ -182,6 +317,6 @@ def _response(text: str, *, status: str) -> Response:
             output_tokens=output_tokens,
             total_tokens=output_tokens,
             input_tokens_details=InputTokensDetails(cached_tokens=0, cache_write_tokens=0),
-            output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+            output_tokens_details=OutputTokensDetails(reasoning_tokens=len(tokenize(plan.reasoning))),
         ),
     )

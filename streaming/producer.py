@@ -1,4 +1,6 @@
-"""The producer of one run: model deltas -> coalescer -> numbered events -> the event log.
+"""The producer of one run: the agent's steps -> numbered events -> the event log. Text
+deltas go through the coalescer; reasoning and tool events are logged as they come, after
+the text before them.
 
 Each event is handed to the log as it is made, without waiting: the log keeps a run's
 appends in order and group-commits those of all runs (an append that fails stops the run).
@@ -68,6 +70,7 @@ class Progress:
     first_token_at: float | None = None
     tokens: int = 0
     parts: list[str] = field(default_factory=list)
+    steps: events.Steps = field(default_factory=events.Steps)
 
     def metrics(self) -> Metrics:
         elapsed = time.monotonic() - self.started
@@ -95,7 +98,7 @@ class Producer:
         self.registry = registry
         self.seq = 0
         self.progress = Progress()
-        self.result: Any = None
+        self.agent_run: agent_runtime.AgentRun | None = None
         self.stopping = False
         self.write_error: BaseException | None = None
         self.ended = False  # the run is ending: nothing more is pushed
@@ -145,11 +148,28 @@ class Producer:
             )
         )
 
+    def _emit_step(self, step: agent_runtime.Step) -> None:
+        run_id, kind = self.run_id, step.kind
+        if kind == "reasoning":
+            event: Event = events.reasoning(run_id, self._next_seq(), text=step.text)
+        elif kind == "tool_call":
+            event = events.tool_call(run_id, self._next_seq(), call_id=step.call_id, name=step.name)
+        elif kind == "tool_arguments":
+            event = events.tool_arguments(run_id, self._next_seq(), call_id=step.call_id, text=step.text)
+        else:
+            event = events.tool_result(
+                run_id, self._next_seq(), call_id=step.call_id, output=step.text, error=step.error,
+                truncated=step.truncated,
+            )
+        self.progress.steps.add(event)
+        self._push(event)
+
     def stop(self) -> None:
-        """Cancel the model run (closing the upstream stream); the run ends `stopped`."""
+        """Cancel the model run (closing the upstream stream, and any tool call in
+        progress); the run ends `stopped`."""
         self.stopping = True
-        if self.result is not None:
-            self.result.cancel(mode="immediate")
+        if self.agent_run is not None:
+            self.agent_run.cancel()
 
     async def begin(self) -> None:
         """Log the `started` event, so the run can be subscribed to as soon as it exists."""
@@ -169,13 +189,18 @@ class Producer:
         error = ""
         cancelled = False
         try:
-            self.result = agent_runtime.run_start(self.input)
+            self.agent_run = agent_runtime.AgentRun(self.input)
             if self.stopping:
-                self.result.cancel(mode="immediate")
-            async for text in agent_runtime.text_deltas(self.result):
-                if self.progress.first_token_at is None:
-                    self.progress.first_token_at = time.monotonic()
-                coalescer.add(text)
+                self.agent_run.cancel()
+            async with self.agent_run as run:
+                async for step in run.steps():
+                    if step.kind == "text":
+                        if self.progress.first_token_at is None:
+                            self.progress.first_token_at = time.monotonic()
+                        coalescer.add(step.text)
+                    else:
+                        coalescer.flush()  # the text before it, first
+                        self._emit_step(step)
             if self.write_error is not None:
                 status, error = "failed", "The reply could not be delivered: the event log is unreachable."
             elif self.stopping:
@@ -185,8 +210,8 @@ class Producer:
         except asyncio.CancelledError:
             cancelled = True
             status, error = "interrupted", INTERRUPTED_ERROR
-            if self.result is not None:
-                self.result.cancel(mode="immediate")
+            if self.agent_run is not None:
+                self.agent_run.cancel()
         except Exception:
             logger.exception("run %s failed", self.run_id, extra=self.fields)
             status, error = "failed", "The reply failed unexpectedly."
@@ -214,7 +239,8 @@ class Producer:
         ending = services.Ending(status, values, error)
         try:
             ending = await sync_to_async(services.reply_finish)(
-                message_id=self.run_id, content=text, status=status, metrics=values, error=error
+                message_id=self.run_id, content=text, status=status, metrics=values, error=error,
+                steps=self.progress.steps.steps,
             )
         except Exception:
             logger.exception("could not record the end of run %s", self.run_id, extra=self.fields)

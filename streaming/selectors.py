@@ -1,6 +1,7 @@
 """Reads: what a user may see, and what a run is made of."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.core.exceptions import ValidationError
@@ -13,10 +14,12 @@ from .models import Message, Thread, User
 
 @dataclass(frozen=True)
 class HistoryTurn:
-    """One earlier message of a conversation, as the agent is given it."""
+    """One earlier message of a conversation, as the agent is given it (a reply with the
+    steps it took: its tool calls are given back to the model with their results)."""
 
     role: str
     content: str
+    steps: tuple[dict[str, Any], ...] = ()
 
 
 async def thread_for_user(*, user: User, thread_id: object) -> Thread | None:
@@ -111,8 +114,12 @@ async def shown_ids(*, thread: Thread) -> list[object]:
 def history_to(*, thread: Thread, message_id: object) -> list[HistoryTurn]:
     """The turns with text of the branch ending at `message_id`, oldest first, as agent
     input."""
-    rows = list(thread.messages.order_by("created_at").only("id", "parent_id", "role", "content"))
-    return [HistoryTurn(role=m.role, content=m.content) for m in shown_branch(rows, message_id) if m.content]
+    rows = list(thread.messages.order_by("created_at").only("id", "parent_id", "role", "content", "steps"))
+    return [
+        HistoryTurn(role=m.role, content=m.content, steps=tuple(m.steps or ()))
+        for m in shown_branch(rows, message_id)
+        if m.content or m.steps
+    ]
 
 
 async def thread_live_runs(*, thread: Thread) -> list[str]:

@@ -39,6 +39,7 @@ def message_json(message: Message) -> dict[str, Any]:
             run_id=str(message.pk),
             model=message.model_name,
             error=message.error,
+            steps=message.steps,
             metrics={
                 "ttft_seconds": message.ttft_seconds,
                 "token_count": message.token_count,

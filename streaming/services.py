@@ -3,6 +3,7 @@
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -241,9 +242,12 @@ def replies_checkpoint(*, contents: dict[str, str]) -> None:
     )
 
 
-def _ending(*, content: str, status: str, metrics: Metrics, error: str) -> dict[str, object]:
+def _ending(
+    *, content: str, status: str, metrics: Metrics, error: str, steps: list[dict[str, Any]]
+) -> dict[str, object]:
     return {
         "content": content,
+        "steps": steps,
         "status": status,
         "error": error,
         **metrics,
@@ -261,13 +265,14 @@ class Ending:
 
 
 def reply_finish(
-    *, message_id: object, content: str, status: str, metrics: Metrics, error: str = ""
+    *, message_id: object, content: str, status: str, metrics: Metrics, error: str = "",
+    steps: list[dict[str, Any]] | None = None,
 ) -> Ending:
     """Store a reply's final text, terminal status and metrics, unless it has ended already
     (the first end stored wins). Returns the ending the reply has now: the one given, or
     the earlier one (or the one given, if the reply is gone with its conversation)."""
     ended = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-        **_ending(content=content, status=status, metrics=metrics, error=error)
+        **_ending(content=content, status=status, metrics=metrics, error=error, steps=steps or [])
     )
     if not ended:
         stored = Message.objects.filter(pk=message_id).values("status", "error", *Metrics.__annotations__).first()

@@ -108,7 +108,8 @@ async def _run_once() -> str:
             agent, [{"role": "user", "content": "warm up"}], max_turns=1,
             run_config=RunConfig(tracing_disabled=True),
         )
-        return "".join([text async for text in agent_runtime.text_deltas(result)])
+        steps = agent_runtime.agent_steps(result, agent_runtime.RunTools())
+        return "".join([step.text async for step in steps if step.kind == "text"])
     finally:
         await client.close()
 

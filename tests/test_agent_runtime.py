@@ -13,8 +13,9 @@ TEXT = "Grüße aus Köln — 東京 🎉 and a `code` span.\n\nDone."
 
 
 async def collect(input) -> list[str]:
-    result = agent_runtime.run_start(input)
-    return [delta async for delta in agent_runtime.text_deltas(result)]
+    """The text deltas of the agent's reply to `input`."""
+    async with agent_runtime.AgentRun(input) as run:
+        return [step.text async for step in run.steps() if step.kind == "text"]
 
 
 @pytest.mark.parametrize("api, path", [("responses", "/v1/responses"), ("chat_completions", "/v1/chat/completions")])
@@ -82,11 +83,11 @@ async def test_server_error_is_a_clear_error(standin) -> None:
 async def test_dropped_stream_keeps_the_text_so_far_and_says_why(standin, settings, api) -> None:
     settings.AGENT_API = api
     standin.script(Reply(text="one two three four five six", drop_after=3))
-    result = agent_runtime.run_start([{"role": "user", "content": "hi"}])
     received: list[str] = []
     with pytest.raises(ModelError, match="connection to the model provider was lost"):
-        async for delta in agent_runtime.text_deltas(result):
-            received.append(delta)
+        async with agent_runtime.AgentRun([{"role": "user", "content": "hi"}]) as run:
+            async for step in run.steps():
+                received.append(step.text)
     assert "".join(received) == "one two three"
 
 
@@ -99,12 +100,12 @@ async def test_slow_first_token_still_arrives(standin) -> None:
 
 async def test_cancel_closes_the_upstream_stream(standin) -> None:
     standin.script(Reply(text=" ".join(["word"] * 200), tps=50))
-    result = agent_runtime.run_start([{"role": "user", "content": "hi"}])
     received = []
-    async for delta in agent_runtime.text_deltas(result):
-        received.append(delta)
-        if len(received) == 3:
-            result.cancel()
+    async with agent_runtime.AgentRun([{"role": "user", "content": "hi"}]) as run:
+        async for step in run.steps():
+            received.append(step.text)
+            if len(received) == 3:
+                run.cancel()
     assert 3 <= len(received) < 200
     record = standin.wait_closed_early(0, timeout=5)
     assert record.stream_closed_early and not record.finished

@@ -472,3 +472,43 @@ async def test_deleting_a_thread_stops_its_reply_at_the_model(standin) -> None:
     record = await asyncio.to_thread(standin.wait_closed_early, 0, 5)
     assert record.stream_closed_early and record.tokens_sent < 400
     assert await Message.objects.acount() == 0
+
+
+async def test_the_agents_reasoning_and_tool_calls_show_as_a_chatkit_workflow(standin, settings) -> None:
+    from tests.standin import ToolCall
+
+    settings.AGENT_TOOLS = ["streaming.tools.calculate"]
+    call = ToolCall("calculate", '{"expression": "6 * 7"}')
+    standin.script(
+        Reply(text="", reasoning="Some arithmetic.", tool_calls=[call]), Reply(text="It is 42.", tps=200)
+    )
+    client, _ = await member("ann")
+    status, events = await chatkit(client, "threads.create", input=user_input("What is 6 * 7?"))
+    assert status == 200
+    added = [e["item"] for e in events if e["type"] == "thread.item.added"]
+    workflow, message = [a for a in added if a["type"] == "workflow"], [a for a in added if a["type"] == "assistant_message"]
+    assert len(workflow) == 1 and len(message) == 1
+    assert workflow[0]["id"] == f"{message[0]['id']}-steps-1"
+    assert workflow[0]["created_at"] < message[0]["created_at"]  # shown above the reply
+    tasks = [
+        e["update"]["task"] for e in events
+        if e["type"] == "thread.item.updated" and e["update"]["type"].startswith("workflow.task")
+    ]
+    assert tasks[0] == {"type": "thought", "content": "Some", "status_indicator": "none"}
+    assert tasks[-1] == {
+        "type": "custom", "title": "Tool: calculate", "icon": "bolt", "status_indicator": "complete",
+        "content": 'calculate({"expression": "6 * 7"})\n→ 6 * 7 = 42',
+    }
+    [done] = [e["item"] for e in events if e["type"] == "thread.item.done" and e["item"]["type"] == "workflow"]
+    assert [t["type"] for t in done["workflow"]["tasks"]] == ["thought", "custom"]
+    assert done["workflow"]["tasks"][0]["content"] == "Some arithmetic." and not done["workflow"]["expanded"]
+    workflow_done = next(
+        i for i, e in enumerate(events) if e["type"] == "thread.item.done" and e["item"]["type"] == "workflow"
+    )
+    assert workflow_done < next(
+        i for i, e in enumerate(events) if e["type"] == "thread.item.updated"
+        and e["update"]["type"] == "assistant_message.content_part.text_delta"
+    )  # the workflow is done before the text streams
+    assert streamed_text(events) == "It is 42."
+    reply = await Message.objects.aget(pk=message[0]["id"])
+    assert reply.content == "It is 42." and [s["type"] for s in reply.steps] == ["reasoning", "tool"]

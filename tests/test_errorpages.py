@@ -41,7 +41,7 @@ def pool_exhausted() -> OperationalError:
 
 def test_no_free_database_connection_is_a_503_with_retry_after(monkeypatch) -> None:
     exhausted = pool_exhausted()
-    monkeypatch.setattr(selectors, "thread_list_for_user", failing(exhausted))
+    monkeypatch.setattr(selectors, "thread_search", failing(exhausted))
     response = member().get("/api/threads")
     assert response.status_code == 503
     assert response["Retry-After"] == "2"
@@ -49,7 +49,7 @@ def test_no_free_database_connection_is_a_503_with_retry_after(monkeypatch) -> N
 
 
 def test_any_other_failure_is_a_plain_500(monkeypatch) -> None:
-    monkeypatch.setattr(selectors, "thread_list_for_user", failing(OperationalError("disk on fire")))
+    monkeypatch.setattr(selectors, "thread_search", failing(OperationalError("disk on fire")))
     response = member().get("/api/threads")
     assert response.status_code == 500
     assert b"disk on fire" not in response.content and b"Traceback" not in response.content

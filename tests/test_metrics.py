@@ -207,7 +207,7 @@ async def test_a_draining_worker_counts_what_it_turns_away(monkeypatch) -> None:
 
 
 def test_no_free_database_connection_counts_as_refused_no_capacity(monkeypatch) -> None:
-    monkeypatch.setattr(selectors, "thread_list_for_user", failing(pool_exhausted()))
+    monkeypatch.setattr(selectors, "thread_search", failing(pool_exhausted()))
     before = scrape()
     assert member().get("/api/threads").status_code == 503
     refused = scrape()("chat_requests_refused_total", reason="no_capacity")

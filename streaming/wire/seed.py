@@ -6,16 +6,19 @@ Each shape carries every field the examples' clients read, plus native fields (`
 
 from typing import Any
 
-from ..events import Event, failure_text, is_delta, is_terminal
+from ..events import STEP_TYPES, Event, failure_text, is_delta, is_terminal
 from .base import Payload, Shape
 
 
 class Message(Shape):
     """`/api/stream/message` and the WebSocket's default wire: `{"type": "token", "token"}`
     events, `{"type": "error", "error", "status"}` for failures; other events keep their
-    native type."""
+    native type, but the agent's reasoning and tool events are not sent (the seed's shape
+    is text only)."""
 
-    def event(self, event: Event) -> Payload:
+    def event(self, event: Event) -> Payload | None:
+        if event["type"] in STEP_TYPES:
+            return None
         if is_delta(event):
             return {"type": "token", "token": event["text"], "run_id": event["run_id"], "seq": event["seq"]}
         error = failure_text(event)
