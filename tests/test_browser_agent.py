@@ -197,6 +197,8 @@ def test_html_in_a_tool_call_stays_text(
     expect(card).to_have_attribute("data-state", "failed")  # no such time zone
     card.locator("summary").click()
     expect(section(card, "Arguments")).to_contain_text(XSS)
+    # The tool's error names the zone it was given: as text too.
+    expect(section(card, "Output")).to_contain_text(f"Unknown time zone '{XSS}'")
     expect(thinking(reply).locator(".thinking-text")).to_contain_text(XSS)
 
     # An output that is HTML, stored: drawn as text from the server's markup and from the API.
