@@ -137,3 +137,16 @@ def test_a_log_backend_that_cannot_be_used_is_refused_at_start() -> None:
         assert result.returncode != 0
         assert "streaming.E001" in result.stderr and said in result.stderr, result.stderr
     assert manage("check", env=bare_env(STREAM_LOG_BACKEND="bench.xread_log.XreadEventLog")).returncode == 0
+
+
+def test_tools_that_cannot_be_used_are_refused_at_start() -> None:
+    for env, said in [
+        ({"AGENT_TOOLS": "streaming.tools.nowhere"}, "streaming.E002"),
+        ({"AGENT_TOOLS": "streaming.tools.evaluate"}, "is not a tool"),
+        ({"AGENT_MCP_SERVERS": "ftp://tools/mcp"}, "streaming.E003"),
+    ]:
+        result = manage("check", env=bare_env(**env))
+        assert result.returncode != 0
+        assert said in result.stderr, result.stderr
+    good = bare_env(AGENT_TOOLS="streaming.tools.calculate,tests.agent_tools.nap", AGENT_MCP_SERVERS="http://127.0.0.1:9/mcp")
+    assert manage("check", env=good).returncode == 0

@@ -111,3 +111,26 @@ def test_history_gives_finished_tool_calls_back_within_the_budget(settings) -> N
     ]
     settings.AGENT_HISTORY_CHARS = 20  # the call's arguments and output count: the turn no longer fits
     assert agent_runtime.history_input(turns) == [{"role": "user", "content": "thanks"}]
+
+
+def test_a_logs_steps_are_what_a_reaped_reply_stores() -> None:
+    from streaming import events
+
+    log = [
+        events.started("r", 1, thread_id="t", model="m"),
+        events.reasoning("r", 2, text="First, "),
+        events.reasoning("r", 3, text="the clock."),
+        events.tool_call("r", 4, call_id="c1", name="current_time"),
+        events.tool_arguments("r", 5, call_id="c1", text='{"timezone": '),
+        events.tool_arguments("r", 6, call_id="c1", text='"UTC"}'),
+        events.tool_result("r", 7, call_id="c1", output="noon", truncated=True),
+        events.delta("r", 8, text="It is noon.", tokens=3, token_count=3),
+        events.tool_call("r", 9, call_id="c2", name="nap"),  # the worker died during this one
+    ]
+    assert events.steps_of(log) == [
+        {"type": "reasoning", "text": "First, the clock."},
+        {"type": "tool", "call_id": "c1", "name": "current_time", "arguments": '{"timezone": "UTC"}',
+         "output": "noon", "error": False, "truncated": True},
+        {"type": "tool", "call_id": "c2", "name": "nap", "arguments": "", "output": None, "error": False,
+         "truncated": False},
+    ]  # fmt: skip
