@@ -17,7 +17,7 @@ import pytest
 
 from streaming.models import Message
 from tests.conftest import ROOT, DaphneServer, daphne_env, ended_reply, free_port, guest_session
-from tests.sse import parse_sse
+from tests.sse import follow_sse, parse_sse
 from tests.standin import Reply, StandinServer, ToolCall
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,20 +101,8 @@ async def events(
     until: Callable[[dict, list[dict]], bool] | None = None,
 ) -> list[dict]:
     """The run's events over SSE after `after`, to the end (or until `until(event, got)`)."""
-    got: list[dict] = []
-    buffer = ""
     async with site.client(server) as http:
-        headers = {"Last-Event-ID": str(after)} if after else {}
-        async with http.stream("GET", f"/api/runs/{run_id}/events", headers=headers) as response:
-            assert response.status_code == 200
-            async for chunk in response.aiter_text():
-                buffer += chunk
-                complete, _, buffer = buffer.rpartition("\n\n")
-                for event in parse_sse(complete + "\n\n"):
-                    got.append(event["data"])
-                    if until is not None and until(event["data"], got):
-                        return got
-    return got
+        return await follow_sse(http, run_id, after=after, until=until)
 
 
 def kinds(got: list[dict]) -> list[str]:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from streaming.models import Message
 from tests.conftest import DaphneServer, daphne_env, ended_reply, guest_session, start_run_over
-from tests.sse import parse_sse
+from tests.sse import follow_sse
 from tests.standin import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -74,21 +74,9 @@ async def read_events(
     cluster: Cluster, server: DaphneServer, run_id: str, *, after: int = 0, until_seq: int | None = None
 ) -> list[dict]:
     """Follow the run's SSE on `server` from `after`; leave once `until_seq` is reached."""
-    got: list[dict] = []
-    buffer = ""
+    until = None if until_seq is None else (lambda event, got: event["seq"] >= until_seq)
     async with cluster.client(server) as client:
-        headers = {"Last-Event-ID": str(after)} if after else {}
-        async with client.stream("GET", f"/api/runs/{run_id}/events", headers=headers) as response:
-            assert response.status_code == 200
-            async for chunk in response.aiter_text():
-                buffer += chunk
-                complete, _, buffer = buffer.rpartition("\n\n")
-                for event in parse_sse(complete + "\n\n"):
-                    assert int(event["id"]) == event["data"]["seq"]
-                    got.append(event["data"])
-                    if until_seq is not None and event["data"]["seq"] >= until_seq:
-                        return got
-    return got
+        return await follow_sse(client, run_id, after=after, until=until)
 
 
 def text_of(got: list[dict]) -> str:
