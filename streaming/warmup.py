@@ -5,7 +5,7 @@ The first reply of a fresh worker would otherwise pay for what the Agents SDK an
 event type, the agent's run machinery): hundreds of milliseconds on the event loop, during
 which every other connection of that worker waits too. The canned reply goes through the
 same model class as real replies (Responses or Chat Completions), over an
-`httpx.MockTransport`: nothing leaves the process.
+`httpx2.MockTransport` (openai's HTTP client): nothing leaves the process.
 
 Under daphne, the worker's own connections are opened as its event loop starts (the run
 manager with its event log and heartbeats, the model client, the database pool), for the
@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 from agents import Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, RunConfig, Runner
 from asgiref.sync import sync_to_async
@@ -97,10 +97,10 @@ def _model(client: openai.AsyncOpenAI) -> Any:
 async def _run_once() -> str:
     body = _chat_completions_stream() if settings.AGENT_API == "chat_completions" else _responses_stream()
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(answer))
     client = openai.AsyncOpenAI(api_key="warmup", base_url="http://warmup.invalid/v1", http_client=http)
     agent = Agent(name=agent_runtime.AGENT_NAME, instructions="", model=_model(client))
     try:
