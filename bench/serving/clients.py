@@ -216,12 +216,18 @@ async def open_idle(
 
 
 async def guest(http: aiohttp.ClientSession, base: str, worker: int = 0) -> Client:
-    """A browser's first visit: `GET /` (a guest session), then a thread of theirs."""
+    """A browser's first visit, as the chat page makes it: `GET /`, then `POST /api/session`
+    (its guest, and the session cookie every later request carries), then a thread."""
     async with http.get(f"{base}/") as resp:
         if resp.status != 200:
             raise RuntimeError(f"GET / failed: {await describe_error(resp)}")
-        cookies = "; ".join(f"{c.key}={c.value}" for c in resp.cookies.values())
-    client = Client(base, cookies, worker=worker)
+        cookies = {c.key: c.value for c in resp.cookies.values()}
+    client = Client(base, "; ".join(f"{k}={v}" for k, v in cookies.items()), worker=worker)
+    async with http.post(f"{base}/api/session", json={}, headers=client.headers()) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"POST /api/session failed: {await describe_error(resp)}")
+        cookies |= {c.key: c.value for c in resp.cookies.values()}
+    client.cookies = "; ".join(f"{k}={v}" for k, v in cookies.items())
     async with http.post(f"{base}/api/threads", json={}, headers=client.headers()) as resp:
         if resp.status != 201:
             raise RuntimeError(f"creating a thread failed: {await describe_error(resp)}")
