@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "streaming",
 ]
 
+# Django's own middleware run their hooks on the event loop, not through a thread each
+# (streaming/middleware.py: the worker's ASGI handler loads each of these as its twin).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Async-native (WhiteNoise's middleware is sync-only: under ASGI it would send every
