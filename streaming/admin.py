@@ -6,7 +6,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from .models import Message, Thread, User
-from .selectors import shown_branch
+from .selectors import Versions, number_versions, shown_branch
 
 METRIC_FIELDS = ("ttft_seconds", "token_count", "duration_seconds", "tokens_per_second")
 
@@ -19,29 +19,31 @@ class ChatUserAdmin(UserAdmin):
 
 
 class Branches:
-    """Where a message stands among its conversation's branches (regenerated replies and
-    edited messages are versions of one turn; the thread shows one branch)."""
+    """Where a thread's messages stand among its branches (regenerated replies and edited
+    messages are versions of one turn; the thread shows one branch), read once per thread."""
 
     def __init__(self) -> None:
-        self._threads: dict[object, tuple[set[object], dict[object, list[object]]]] = {}
+        self._threads: dict[object, tuple[set[object], dict[object, Versions]]] = {}
 
-    def _of(self, message: Message) -> tuple[set[object], dict[object, list[object]]]:
+    def _of(self, message: Message) -> tuple[set[object], dict[object, Versions]]:
         if message.thread_id not in self._threads:
             thread = Thread.objects.only("current").get(pk=message.thread_id)
             rows = list(thread.messages.order_by("created_at").only("id", "parent_id"))
-            turns: dict[object, list[object]] = {}
-            for row in rows:
-                turns.setdefault(row.parent_id, []).append(row.pk)
+            number_versions(rows, rows)
             shown = {m.pk for m in shown_branch(rows, thread.current_id)}
-            self._threads[message.thread_id] = (shown, turns)
+            self._threads[message.thread_id] = (shown, {m.pk: m.versions for m in rows})  # type: ignore[attr-defined]
         return self._threads[message.thread_id]
 
     def version(self, message: Message) -> str:
-        ids = self._of(message)[1].get(message.parent_id, [message.pk])
-        return f"{ids.index(message.pk) + 1} of {len(ids)}" if message.pk in ids else "–"
+        versions = self._of(message)[1].get(message.pk)
+        return version_label(versions)
 
     def shown(self, message: Message) -> bool:
         return message.pk in self._of(message)[0]
+
+
+def version_label(versions: Versions | None) -> str:
+    return f"{versions.number} of {len(versions.ids)}" if versions else "–"
 
 
 class MessageInline(admin.TabularInline):
@@ -116,7 +118,9 @@ class MessageAdmin(admin.ModelAdmin):
 
     @admin.display(description="version")
     def version(self, obj: Message) -> str:
-        return Branches().version(obj)
+        siblings = Message.objects.filter(thread_id=obj.thread_id, parent_id=obj.parent_id).order_by("created_at")
+        ids = [str(pk) for pk in siblings.values_list("pk", flat=True)]
+        return version_label(Versions(ids.index(str(obj.pk)) + 1, ids) if str(obj.pk) in ids else None)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

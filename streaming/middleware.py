@@ -36,7 +36,6 @@ class Inline:
 
     def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)  # type: ignore[call-arg]
-        self.get_response = get_response
         markcoroutinefunction(self)
         for name in HOOKS:  # the handler collects these from the instance
             if hasattr(self, name):

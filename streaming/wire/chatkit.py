@@ -7,7 +7,7 @@ its result; the workflow is done (collapsed, with its duration) when the reply's
 begins. It is dated just before the reply, so that it sorts above it.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from chatkit.types import (
     AssistantMessageContent,
@@ -129,7 +129,7 @@ class ChatKitReply:
             return []
         workflow, self.workflow = self.workflow, None
         self.tasks.clear()
-        elapsed = self.item.created_at.now(self.item.created_at.tzinfo) - workflow.created_at
+        elapsed = datetime.now(workflow.created_at.tzinfo) - workflow.created_at
         workflow.workflow.summary = DurationSummary(duration=max(0, int(elapsed.total_seconds())))
         workflow.workflow.expanded = False
         return [ThreadItemDoneEvent(item=workflow)]
