@@ -46,6 +46,7 @@ from openai.types.responses import (
     ResponseTextDeltaEvent,
 )
 
+from .model_client import ModelClient
 from .offline_model import OFFLINE_MODEL_NAME, OfflineModel
 from .selectors import HistoryTurn
 from .tools import BUILT_IN
@@ -57,20 +58,20 @@ set_tracing_disabled(True)
 
 AGENT_NAME = "Assistant"
 # One client per event loop: an httpx pool must not be shared across loops.
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str | None], openai.AsyncOpenAI]]" = weakref.WeakKeyDictionary()
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str | None], ModelClient]]" = weakref.WeakKeyDictionary()
 
 
 class ModelError(Exception):
     """The model could not produce (the rest of) a reply; the message is safe to show users."""
 
 
-def openai_client() -> openai.AsyncOpenAI:
+def openai_client() -> ModelClient:
     """The process's `AsyncOpenAI` client for the running event loop."""
     loop = asyncio.get_running_loop()
     per_loop = _clients.setdefault(loop, {})
     key = (settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL)
     if key not in per_loop:
-        per_loop[key] = openai.AsyncOpenAI(
+        per_loop[key] = ModelClient(
             api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL, max_retries=0
         )
     return per_loop[key]

@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from agents.items import ModelResponse, TResponseInputItem, TResponseStreamEvent
 from agents.models.interface import Model
@@ -193,7 +193,7 @@ class OfflineModel(Model):
             elif isinstance(item, ResponseFunctionToolCall):
                 events = _call_events(item, index, seq)
             else:
-                events = _message_events(item, index, seq)  # type: ignore[arg-type]
+                events = _message_events(cast(Any, item), index, seq)
             async for event in events:
                 if event.type.endswith(".delta"):
                     await asyncio.sleep(delay)
@@ -224,7 +224,7 @@ def _output(plan: Plan) -> list[Any]:
 
 async def _reasoning_events(item: ResponseReasoningItem, index: int, seq: Iterator[int]) -> AsyncIterator[Any]:
     text = item.summary[0].text
-    at = {"item_id": item.id, "output_index": index, "summary_index": 0}
+    at: dict[str, Any] = {"item_id": item.id, "output_index": index, "summary_index": 0}
     part = {"type": "summary_text", "text": ""}
     yield ResponseOutputItemAddedEvent(
         type="response.output_item.added", item=item.model_copy(update={"summary": []}), output_index=index,
@@ -250,7 +250,7 @@ async def _reasoning_events(item: ResponseReasoningItem, index: int, seq: Iterat
 
 
 async def _call_events(item: ResponseFunctionToolCall, index: int, seq: Iterator[int]) -> AsyncIterator[Any]:
-    at = {"item_id": item.id, "output_index": index}
+    at: dict[str, Any] = {"item_id": item.id, "output_index": index}
     yield ResponseOutputItemAddedEvent(
         type="response.output_item.added", item=item.model_copy(update={"arguments": "", "status": "in_progress"}),
         output_index=index, sequence_number=next(seq),
@@ -270,7 +270,7 @@ async def _call_events(item: ResponseFunctionToolCall, index: int, seq: Iterator
 async def _message_events(message: ResponseOutputMessage, index: int, seq: Iterator[int]) -> AsyncIterator[Any]:
     part = message.content[0]
     assert isinstance(part, ResponseOutputText)
-    common = {"item_id": message.id, "output_index": index, "content_index": 0}
+    common: dict[str, Any] = {"item_id": message.id, "output_index": index, "content_index": 0}
     yield ResponseOutputItemAddedEvent(
         type="response.output_item.added", item=message.model_copy(update={"content": [], "status": "in_progress"}),
         output_index=index, sequence_number=next(seq),
@@ -296,7 +296,8 @@ async def _message_events(message: ResponseOutputMessage, index: int, seq: Itera
 
 def _input_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | list[TResponseInputItem]:
     """The `input` argument of `get_response`/`stream_response`, however it was passed."""
-    return kwargs["input"] if "input" in kwargs else args[1]
+    found: str | list[TResponseInputItem] = kwargs["input"] if "input" in kwargs else args[1]
+    return found
 
 
 def _response(output: list[Any], plan: Plan, *, status: str) -> Response:
