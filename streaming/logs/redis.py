@@ -168,6 +168,10 @@ class RedisEventLog:
             url, max_connections=50, timeout=10, retry=retry
         )
         self.redis = aioredis.Redis(connection_pool=pool)
+        # Appends go one round trip at a time (`_flush_loop`), on a connection of their own:
+        # taking one from the pool for every round trip (its lock, its readiness check, a
+        # syscall) costs more than packing the round trip's events.
+        self.appender = aioredis.Redis(connection_pool=pool, single_connection_client=True)
         self.listeners: dict[str, set[Inbox]] = {}
         self.pubsub = self.redis.pubsub()
         self.confirmations: dict[str, asyncio.Future[None]] = {}
@@ -180,7 +184,7 @@ class RedisEventLog:
         self.unsent: dict[str, list[Event]] = {}  # a failed append's events, per run
         self.produced: set[str] = set()  # runs this process is generating
         self.flusher: asyncio.Task[None] | None = None
-        self.append_script = self.redis.register_script(APPEND_SCRIPT)
+        self.append_script = self.appender.register_script(APPEND_SCRIPT)
 
     # The log.
 
@@ -494,4 +498,5 @@ class RedisEventLog:
                 await self.reader
         with contextlib.suppress(RedisError, RuntimeError):
             await self.pubsub.aclose()
+        await self.appender.aclose()
         await self.redis.aclose()
