@@ -6,8 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Case, Count, Q, TextField, Value, When
+from django.db import connection, transaction
+from django.db.models import Case, TextField, Value, When
 from django.utils import timezone
 
 from .events import Metrics
@@ -48,9 +48,13 @@ def thread_create(*, owner: User, title: str = "", external_id: str | None = Non
 
 
 def _thread_limit_refusal(user: User) -> str:
-    per_hour = settings.CHAT_THREADS_PER_HOUR
     since = timezone.now() - timedelta(hours=1)
-    if Thread.objects.filter(owner=user, created_at__gte=since).count() >= per_hour:
+    return _thread_limit_text(Thread.objects.filter(owner=user, created_at__gte=since).count())
+
+
+def _thread_limit_text(started_within_an_hour: int) -> str:
+    per_hour = settings.CHAT_THREADS_PER_HOUR
+    if started_within_an_hour >= per_hour:
         return f"You can start at most {per_hour} conversations an hour; try again later."
     return ""
 
@@ -119,16 +123,21 @@ def run_admit(
     worker are admitted one at a time and each sees the runs admitted before it. Raises
     `LimitReached`, `NotAllowed`, or `IntegrityError` if a reply with `client_id` exists;
     in each case nothing is saved."""
-    User.objects.select_for_update().filter(pk=owner.pk).values_list("pk").get()
-    refusal = _limit_refusal(owner) or (_thread_limit_refusal(owner) if thread is None else "")
+    _lock_owner(owner)
+    counts = _admission_counts(owner, thread)
+    refusal = _limit_refusal(counts) or (_thread_limit_text(counts.threads) if thread is None else "")
     if refusal:
         raise LimitReached(refusal)
     created = thread is None
+    reply_id = uuid.uuid4()
     if thread is None:
-        thread = Thread.objects.create(owner=owner, title=title_from_text(text))
+        # Made showing its reply already: the reference is checked when the transaction
+        # commits (Django's foreign keys are deferred), once the reply exists.
+        thread = Thread.objects.create(owner=owner, title=title_from_text(text), current_id=reply_id)
         shown_before = None
     else:
-        shown_before = Thread.objects.filter(pk=thread.pk).values_list("current_id", flat=True).get()
+        shown_before = counts.current_id
+    new_message: Message | None = None
     if regenerate is not None:
         user_message = _question_to_regenerate(thread, regenerate)
     elif user_message is None:
@@ -137,14 +146,15 @@ def run_admit(
             if edit_of.thread_id != thread.pk or edit_of.role != Message.Role.USER:
                 raise NotAllowed("Only a message you sent in this conversation can be edited.")
             parent = edit_of.parent_id
-        user_message = Message.objects.create(
+        user_message = new_message = Message(
             thread=thread, parent_id=parent, role=Message.Role.USER, content=text,
             status=Message.Status.COMPLETED,
         )
     elif user_message.parent_id is None and shown_before not in (None, user_message.pk):
         user_message.parent_id = shown_before  # saved by a client's store, before the run
         user_message.save(update_fields=["parent"])
-    reply = Message.objects.create(
+    reply = Message(
+        id=reply_id,
         thread=thread,
         parent=user_message,
         role=Message.Role.ASSISTANT,
@@ -152,10 +162,13 @@ def run_admit(
         model_name=model_name,
         client_id=client_id,
     )
-    fields: dict[str, object] = {"current": reply, "updated_at": timezone.now()}
-    if not thread.title:
-        fields["title"] = title_from_text(text)
-    Thread.objects.filter(pk=thread.pk).update(**fields)
+    # Both messages in one INSERT (the question first: its time is the earlier).
+    Message.objects.bulk_create([new_message, reply] if new_message is not None else [reply])
+    if not created:
+        fields: dict[str, object] = {"current": reply, "updated_at": timezone.now()}
+        if not thread.title:
+            fields["title"] = title_from_text(text)
+        Thread.objects.filter(pk=thread.pk).update(**fields)
     thread.current = reply
     if created:
         history = [HistoryTurn(role=Message.Role.USER, content=text)]
@@ -211,22 +224,62 @@ def branch_show(*, thread: Thread, message_id: object) -> Message | None:
         return leaf
 
 
-def _limit_refusal(user: User) -> str:
-    """Why `user` may not start a run now, or "" if they may. Every run counts, however it
-    was started (a message, a regenerated reply, a ChatKit retry): concurrent ones against
-    `CHAT_MAX_CONCURRENT_RUNS`, and those started within a minute against
+def _lock_owner(owner: User) -> None:
+    """Lock `owner`'s row until the transaction ends: starts racing on any worker are
+    admitted one at a time, and each counts (in a statement after the lock, so with a
+    snapshot taken after it) the runs admitted before it."""
+    if connection.features.has_select_for_update:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {User._meta.db_table} WHERE id = %s FOR UPDATE", [owner.pk])
+
+
+@dataclass(frozen=True)
+class AdmissionCounts:
+    """What admitting a run reads, in one query: `owner`'s replies generating now and
+    started within a minute, conversations started within an hour, and the message the
+    conversation shows (None for a new conversation)."""
+
+    streaming: int
+    recent: int
+    threads: int
+    current_id: uuid.UUID | None
+
+
+def _admission_counts(owner: User, thread: Thread | None) -> AdmissionCounts:
+    now = timezone.now()
+    ops, message, thread_table = connection.ops, Message._meta.db_table, Thread._meta.db_table
+    replies = (
+        f"SELECT COUNT(*) FROM {message} m INNER JOIN {thread_table} t ON m.thread_id = t.id "
+        "WHERE t.owner_id = %s AND m.role = %s AND m.{} "
+    )
+    thread_pk = None if thread is None else Thread._meta.pk.get_db_prep_value(thread.pk, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT ({replies.format('status = %s')}), ({replies.format('created_at >= %s')}), "
+            f"(SELECT COUNT(*) FROM {thread_table} WHERE owner_id = %s AND created_at >= %s), "
+            f"(SELECT current_id FROM {thread_table} WHERE id = %s)",
+            [
+                owner.pk, Message.Role.ASSISTANT.value, Message.Status.STREAMING.value,
+                owner.pk, Message.Role.ASSISTANT.value, ops.adapt_datetimefield_value(now - timedelta(minutes=1)),
+                owner.pk, ops.adapt_datetimefield_value(now - timedelta(hours=1)),
+                thread_pk,
+            ],
+        )
+        streaming, recent, threads, current = cursor.fetchone()
+    current_id = None if current is None else Message._meta.pk.to_python(current)
+    return AdmissionCounts(streaming, recent, threads, current_id)
+
+
+def _limit_refusal(counts: AdmissionCounts) -> str:
+    """Why the owner may not start a run now, or "" if they may. Every run counts, however
+    it was started (a message, a regenerated reply, a ChatKit retry): concurrent ones
+    against `CHAT_MAX_CONCURRENT_RUNS`, and those started within a minute against
     `CHAT_MESSAGES_PER_MINUTE`."""
-    since = timezone.now() - timedelta(minutes=1)
-    streaming = Q(status=Message.Status.STREAMING)
-    recent = Q(created_at__gte=since)
-    counts = Message.objects.filter(
-        streaming | recent, thread__owner=user, role=Message.Role.ASSISTANT
-    ).aggregate(streaming=Count("pk", filter=streaming), recent=Count("pk", filter=recent))
     limit = settings.CHAT_MAX_CONCURRENT_RUNS
-    if counts["streaming"] >= limit:
+    if counts.streaming >= limit:
         return f"You already have {limit} replies generating; wait for one to finish or stop it."
     per_minute = settings.CHAT_MESSAGES_PER_MINUTE
-    if counts["recent"] >= per_minute:
+    if counts.recent >= per_minute:
         return f"You can send at most {per_minute} messages a minute; try again shortly."
     return ""
 
