@@ -90,6 +90,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "max_size": env.int("DATABASE_POOL_SIZE", default=10),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30.0),
     }
+# Threads of a worker that run requests' database calls (each request keeps to one of
+# them): more than the pool's connections would only wait for one.
+SYNC_THREADS = env.int("SYNC_THREADS", default=env.int("DATABASE_POOL_SIZE", default=10))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "streaming.User"
 

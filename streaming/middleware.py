@@ -12,10 +12,12 @@ saves a changed session to the database, and the messages middleware's may read 
 session: `Session` and `MessageMiddleware` send those cases (and only those) to a thread.
 """
 
+import itertools
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import markcoroutinefunction, sync_to_async
+from asgiref.sync import ThreadSensitiveContext, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions.middleware import SessionMiddleware
@@ -108,9 +110,39 @@ INLINE = {
 }
 
 
+class SyncThreads:
+    """`count` threads, each running one call at a time, handed out in turn."""
+
+    def __init__(self, count: int) -> None:
+        self.executors = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"django-sync-{i}") for i in range(count)
+        ]
+        self.turns = itertools.cycle(self.executors)
+
+    def next(self) -> ThreadPoolExecutor:
+        return next(self.turns)
+
+
 class ASGIHandler(asgi.ASGIHandler):
     """Django's ASGI handler, loading each Django middleware of `MIDDLEWARE` as its twin
-    that runs on the event loop (`INLINE`); any other middleware as it is."""
+    that runs on the event loop (`INLINE`); any other middleware as it is.
+
+    Django runs each request's database calls (and other synchronous code) on a thread
+    made for that request alone: under a burst that is a thread per request at once,
+    hundreds of threads contending for the interpreter, though at most
+    `DATABASE_POOL_SIZE` of them can use the database at a time. This handler gives each
+    request one of `SYNC_THREADS` threads instead, in turn: a request's synchronous calls
+    still run one at a time on one thread (what Django's thread-sensitive code relies on),
+    and the worker's threads stay few."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sync_threads = SyncThreads(settings.SYNC_THREADS)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Django's own context inside this one takes it over (the outermost one counts).
+        async with ThreadSensitiveContext(executor=self.sync_threads.next()):
+            await super().__call__(scope, receive, send)
 
     def load_middleware(self, is_async: bool = False) -> None:
         named = settings.MIDDLEWARE

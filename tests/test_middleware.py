@@ -2,6 +2,9 @@
 through the whole chain without a middleware hook hopping to a thread (Django's stock
 handler makes about eight such hops), and still gets every header those middleware add."""
 
+import asyncio
+import threading
+
 import pytest
 from asgiref import sync
 from asgiref.testing import ApplicationCommunicator
@@ -42,3 +45,22 @@ async def test_a_request_crosses_the_middleware_without_thread_hops(monkeypatch,
     assert headers[b"x-frame-options"] == b"DENY"
     assert headers[b"x-content-type-options"] == b"nosniff"
     assert b"content-security-policy" in headers
+
+
+async def test_requests_run_their_database_calls_on_a_few_threads_each_on_one(settings) -> None:
+    """Each request keeps to one thread (Django's thread-sensitive code relies on it); a
+    burst of requests shares `SYNC_THREADS` threads instead of starting a thread each."""
+    settings.SYNC_THREADS = 3
+    handler = ASGIHandler()
+    seen: list[tuple[int, int]] = []
+
+    async def handle(scope: object, receive: object, send: object) -> None:
+        first = await sync.sync_to_async(threading.get_ident)()
+        await asyncio.sleep(0.01)  # the other requests' calls meanwhile
+        seen.append((first, await sync.sync_to_async(threading.get_ident)()))
+
+    handler.handle = handle  # type: ignore[method-assign]
+    await asyncio.gather(*[handler({"type": "http"}, None, None) for _ in range(12)])
+    assert len(seen) == 12 and all(first == second for first, second in seen)
+    assert len({first for first, _ in seen}) == 3
+    assert threading.get_ident() not in {first for first, _ in seen}
