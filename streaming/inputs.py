@@ -40,14 +40,29 @@ def json_object(
     """`raw` parsed as a JSON object, or `BadRequest` saying what is wrong with it (in
     the words `what` and `must`). The parser (orjson) bounds what it accepts: nesting
     deeper than 1,024 levels, numbers beyond 64 bits or a double, invalid UTF-8 and lone
-    surrogates are refused, so nothing downstream meets them."""
+    surrogates are refused, and so is a NUL character anywhere, so nothing downstream
+    meets them."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise BadRequest(f"{must} be a JSON object.")
+    if (b"\\u0000" if isinstance(raw, bytes) else "\\u0000") in raw and _holds_nul(body):
+        raise BadRequest(f"{what} is not accepted: its JSON holds a NUL character (\\u0000), which cannot be stored.")
     return body
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a NUL character is in any string of a parsed JSON value (JSON allows it;
+    PostgreSQL's text does not)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in key or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
@@ -63,11 +78,14 @@ async def request_user(request: HttpRequest) -> User | None:
 
 def text_problem(text: str) -> str:
     """What keeps non-empty `text` from being a message ("" if nothing): not valid
-    Unicode (a lone surrogate, which JSON allows), or over `CHAT_MAX_MESSAGE_BYTES`."""
+    Unicode (a lone surrogate, which JSON allows), a NUL character (JSON allows it,
+    PostgreSQL's text does not), or over `CHAT_MAX_MESSAGE_BYTES`."""
     try:
         size = len(text.encode())
     except UnicodeEncodeError:
         return "is not valid Unicode text"
+    if "\x00" in text:
+        return "contains a NUL character (U+0000), which cannot be stored"
     limit = settings.CHAT_MAX_MESSAGE_BYTES
     return f"is larger than the limit of {limit} bytes" if size > limit else ""
 
@@ -88,7 +106,7 @@ def short_string(body: dict[str, Any], name: str, limit: int, *, required: bool)
     value = body.get(name)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value or len(value) > limit:
+    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
         raise BadRequest(f"'{name}' must be a string of 1 to {limit} characters.")
     return value
 
@@ -112,7 +130,7 @@ def message_id_field(body: dict[str, Any], name: str, *, required: bool) -> uuid
 
 def title_field(body: dict[str, Any], *, required: bool) -> str:
     title = body.get("title", None if required else "")
-    if not isinstance(title, str) or len(title) > TITLE_LIMIT or (required and not title.strip()):
+    if not isinstance(title, str) or len(title) > TITLE_LIMIT or (required and not title.strip()) or "\x00" in title:
         raise BadRequest(
             f"'title' must be a non-empty string of at most {TITLE_LIMIT} characters."
         )

@@ -36,6 +36,11 @@ MALFORMED = [
     b'{"message": "hi", "client_id": "\\ud800x"}',
     b'{"message": "hi", "message_id": "a\\udc00"}',
     b'{"message": "hi", "thread_id": "\\ud83d"}',
+    b'{"message": "a NUL \\u0000 inside"}',  # JSON allows it; PostgreSQL's text does not
+    b'{"message": "hi", "title": "x\\u0000"}',
+    b'{"message": "hi", "client_id": "\\u0000"}',
+    b'{"message": "hi", "message_id": "a\\u0000"}',
+    b'{"message": "hi", "thread_id": "\\u0000"}',
     b"\xef\xbb\xbf{}",
     b"\xff\xfe\x00",
     b"null",
