@@ -106,7 +106,7 @@ def short_string(body: dict[str, Any], name: str, limit: int, *, required: bool)
     value = body.get(name)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
+    if not isinstance(value, str) or not value or len(value) > limit:
         raise BadRequest(f"'{name}' must be a string of 1 to {limit} characters.")
     return value
 
@@ -130,7 +130,7 @@ def message_id_field(body: dict[str, Any], name: str, *, required: bool) -> uuid
 
 def title_field(body: dict[str, Any], *, required: bool) -> str:
     title = body.get("title", None if required else "")
-    if not isinstance(title, str) or len(title) > TITLE_LIMIT or (required and not title.strip()) or "\x00" in title:
+    if not isinstance(title, str) or len(title) > TITLE_LIMIT or (required and not title.strip()):
         raise BadRequest(
             f"'title' must be a non-empty string of at most {TITLE_LIMIT} characters."
         )

@@ -304,6 +304,8 @@ async def test_bad_requests_get_clear_errors(standin) -> None:
     assert (status, body) == (400, {"error": "The message is empty."})
     status, body = await chatkit(client, "threads.create", input=user_input("x" * 40_000))
     assert (status, body) == (400, {"error": "The message is larger than the limit of 32768 bytes."})
+    status, body = await chatkit(client, "threads.create", input=user_input("a NUL \x00 inside"))
+    assert (status, body) == (400, {"error": "The message contains a NUL character (U+0000), which cannot be stored."})
     assert standin.requests == []
     assert (await AsyncClient().get("/chatkit")).status_code == 405
     # What this server does not offer is a clear 400, not a broken stream.
