@@ -19,10 +19,12 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from streaming.drain import DrainGate  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 from streaming.transports.backlog import SendProbe  # noqa: E402
-from streaming.warmup import open_connections_on_start, warm_up  # noqa: E402
+from streaming.warmup import freeze_heap, open_connections_on_start, warm_up  # noqa: E402
 
-# The first reply of this worker streams like the rest (streaming/warmup.py).
+# The first reply of this worker streams like the rest (streaming/warmup.py), and the
+# collector leaves the startup heap alone.
 warm_up()
+freeze_heap()
 open_connections_on_start()
 
 # SendProbe: streams see how far their client is behind (streaming/transports/backlog.py).

@@ -13,6 +13,7 @@ same reason.
 """
 
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -136,6 +137,16 @@ def warm_up() -> None:
         logger.debug("agent warm-up took %.3fs", time.monotonic() - started)
 
 
+def freeze_heap() -> None:
+    """Move everything the worker holds now (modules, classes, settings, the warmed SDK's
+    validators, its connections: hundreds of thousands of objects that live as long as
+    it does) out of the garbage collector's way (`gc.freeze`). A full collection then
+    walks only what was made since, instead of pausing the event loop, and every stream
+    on it, for 100-200 ms each time (measured here) to find the startup heap alive."""
+    gc.collect()
+    gc.freeze()
+
+
 def _open_database() -> None:
     connection.ensure_connection()  # opens the pool
     connection.close()  # and gives the connection back to it
@@ -151,6 +162,7 @@ async def _open_connections() -> None:
         await sync_to_async(_open_database)()
     except Exception:
         logger.warning("could not open this worker's connections ahead of time", exc_info=True)
+    freeze_heap()  # the connections' objects too
 
 
 def open_connections_on_start() -> None:

@@ -2,6 +2,9 @@
 in-process, for both provider APIs, and never reaches the network."""
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,3 +25,19 @@ def test_a_failed_warm_up_is_logged_and_the_worker_starts_anyway(monkeypatch, ca
     monkeypatch.setattr(warmup, "_run_once", broken)
     warmup.warm_up()  # does not raise
     assert "agent warm-up failed" in caplog.text and "no luck" in caplog.text
+
+
+def test_a_worker_leaves_its_startup_heap_out_of_the_collectors_way() -> None:
+    """After the worker's entry point is loaded, what it holds is frozen (`gc.freeze`): a
+    full collection walks only what requests make, not the startup heap."""
+    probe = (
+        "import gc, chatproject.asgi; "
+        "print(gc.get_freeze_count(), len(gc.get_objects()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout.split()
+    frozen, unfrozen = int(out[-2]), int(out[-1])
+    assert frozen > 100_000  # the modules, classes and warmed validators
+    assert unfrozen < frozen / 20
