@@ -31,7 +31,7 @@ from bench.fanout import (
     prepare_template,
     release_signals,
 )
-from bench.serving.report import details, idle_details, idle_table, table
+from bench.serving.report import details, idle_details, idle_table, summary, table
 from bench.serving.scenarios import ALIASES, IDLE_SYSTEMS, SYSTEMS, Context, measure, measure_idle
 from bench.serving.systems import extract_seed, project_settings, seed_python
 
@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   {args.streams} streams x {args.tokens} tokens at {args.tps:g} tokens/s; "
           f"logs in {ctx.logdir}\n")  # fmt: skip
     print(table(results))
+    if across := summary(results):
+        print(f"\nacross rounds (total CPU per token: worker + Redis + PostgreSQL)\n{across}")
     if idles:
         print(f"\nidle WebSockets ({args.idle_sockets} requested, one process)\n{idle_table(idles)}")
     notes = sorted({note for r in results for note in r.notes})

@@ -3,6 +3,7 @@ summarized from the clients' streams, printed as a table and written as JSON."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 from bench.fanout import percentile
@@ -158,7 +159,7 @@ def table(results: list[Result]) -> str:
     ]
     for r in results:
         floor = ref(r, "sdk-floor")
-        seed = ref(r, "seed-ws" if r.system.endswith("ws") else "seed-sse")
+        seed = ref(r, seed_of(r.system))
         cells = [
             str(r.round), r.system, str(r.workers), str(r.streams), str(r.failed_streams),
             f"{r.lost}/{r.duplicated}", fmt(r.latency_p50_ms), fmt(r.latency_p99_ms),
@@ -171,6 +172,44 @@ def table(results: list[Result]) -> str:
             f"{fmt(r.cold_first_token_ms)}/{fmt(r.warm_first_token_ms)}",
         ]  # fmt: skip
         lines.append(" | ".join(c.ljust(w) for c, (_, w) in zip(cells, COLUMNS, strict=True)))
+    return "\n".join(lines)
+
+
+def seed_of(system: str) -> str:
+    return "seed-ws" if system.endswith("ws") else "seed-sse"
+
+
+def summary(results: list[Result]) -> str:
+    """Over the rounds, per system and load: the median of each round's ratio of total CPU
+    per token (worker, plus Redis and PostgreSQL for the project) to the seed's in that
+    round, with the range. This machine's own speed moves between rounds (the seed's CPU
+    per token by 20-40 %), so each round's ratio pairs measurements taken close together
+    and the median keeps one disturbed round from deciding."""
+    rounds = sorted({r.round for r in results})
+    if len(rounds) < 2:
+        return ""
+    lines = ["system             | w | streams | total us/tok median (range) | x seed median (range), per round"]
+    keys = sorted({(r.system, r.workers, r.streams) for r in results if not r.system.startswith(("seed", "sdk"))})
+    for system, workers, streams in keys:
+        own = [r for r in results if (r.system, r.workers, r.streams) == (system, workers, streams)]
+        ratios = []
+        for r in own:
+            seed = next(
+                (o for o in results if o.system == seed_of(system) and o.round == r.round and o.streams == streams),
+                None,
+            )
+            if seed is not None and seed.total_us_per_token:
+                ratios.append(r.total_us_per_token / seed.total_us_per_token)
+        costs = sorted(r.total_us_per_token for r in own)
+        ratio = (
+            f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}): "
+            + ", ".join(f"{x:.2f}" for x in ratios)
+            if ratios else "-"
+        )  # fmt: skip
+        lines.append(
+            f"{system:<18} | {workers} | {streams:<7} | "
+            f"{statistics.median(costs):,.0f} ({costs[0]:,.0f}-{costs[-1]:,.0f})".ljust(56) + f" | {ratio}"
+        )
     return "\n".join(lines)
 
 
