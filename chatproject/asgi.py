@@ -7,12 +7,11 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
 django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application() does first
 
-from streaming.middleware import ASGIHandler  # noqa: E402
+from streaming.middleware import ASGIHandler, WebSocketUser  # noqa: E402
 
 # Django's handler, with Django's middleware run on the event loop (streaming/middleware.py).
 django_asgi_app = ASGIHandler()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
@@ -34,7 +33,7 @@ application = SendProbe(
         ProtocolTypeRouter(
             {
                 "http": django_asgi_app,
-                "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+                "websocket": AllowedHostsOriginValidator(WebSocketUser(URLRouter(websocket_urlpatterns))),
             }
         )
     )

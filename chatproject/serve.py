@@ -5,7 +5,8 @@ daphne runs Twisted's asyncio reactor on an event loop it creates when it is imp
 with uvloop's policy set first, that loop is uvloop's, whose event-loop machinery
 (callbacks, timers, sockets) costs less per event than asyncio's own: measured here, about
 8 % less worker CPU per streamed token (bench/serving load, 6 alternated rounds). Its TCP
-connections send a write at once when nothing is waiting (chatproject/eager_writes.py).
+connections send a write at once when nothing is waiting (chatproject/eager_writes.py),
+and its WebSocket frames skip their debug log's colours (chatproject/plain_frames.py).
 Every argument is daphne's.
 
 With `METRICS_PORT` set, the worker also serves its metrics (streaming/metrics.py) in
@@ -20,7 +21,7 @@ import sys
 
 import uvloop
 
-from chatproject import eager_writes
+from chatproject import eager_writes, plain_frames
 
 
 def serve_metrics() -> None:
@@ -45,6 +46,7 @@ def serve_metrics() -> None:
 def main() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     eager_writes.install()
+    plain_frames.install()
     from daphne.cli import CommandLineInterface  # creates the loop: after the policy
 
     serve_metrics()

@@ -10,19 +10,24 @@ chatproject/asgi.py) loads each Django middleware named in `MIDDLEWARE` as its t
 the setting keeps Django's names, which Django's own checks (`check --deploy`) look for. The session middleware's response hook
 saves a changed session to the database, and the messages middleware's may read the
 session: `Session` and `MessageMiddleware` send those cases (and only those) to a thread.
+`WebSocketUser` finds a WebSocket's user without wrapping what it sends.
 """
 
 import itertools
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from importlib import import_module
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, markcoroutinefunction, sync_to_async
+from channels.auth import get_user
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.handlers import asgi
 from django.http import HttpRequest, HttpResponseBase
+from django.http.cookie import parse_cookie
 from django.utils.module_loading import import_string
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
@@ -151,3 +156,28 @@ class ASGIHandler(asgi.ASGIHandler):
             super().load_middleware(is_async)
         finally:
             settings.MIDDLEWARE = named
+
+
+class WebSocketUser:
+    """A WebSocket's user, from its session cookie: `scope["user"]` (and the session read,
+    as `scope["session"]`), as Channels' `AuthMiddlewareStack` gives them, in one database
+    call, and none without a session cookie. That stack also wraps the connection's `send`,
+    to save a changed session when the socket is accepted; every event sent then goes
+    through it. A WebSocket cannot set a cookie, and nothing here changes the session, so
+    this one leaves `send` alone. A session whose user no longer verifies (the password
+    changed) is ended, as Django's own login check does."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.store = import_module(settings.SESSION_ENGINE).SessionStore
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        cookies: dict[str, str] = {}
+        for name, value in scope.get("headers", ()):
+            if name == b"cookie":
+                cookies = parse_cookie(value.decode("latin1"))
+                break
+        key = cookies.get(settings.SESSION_COOKIE_NAME)
+        scope = dict(scope, cookies=cookies, session=self.store(key))
+        scope["user"] = await get_user(scope) if key else AnonymousUser()
+        return await self.inner(scope, receive, send)

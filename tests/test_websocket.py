@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
 from django.test import AsyncClient
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
@@ -501,3 +502,22 @@ async def test_a_connection_without_a_session_gets_its_guest_with_its_first_comm
     assert tokens_of(got) == "hi there"
     guest = await User.objects.aget()  # one guest, for every command of the connection
     assert guest.is_guest and await Thread.objects.filter(owner=guest).acount() == 1
+
+
+async def test_a_connection_is_its_sessions_user_while_the_session_still_verifies() -> None:
+    """The session cookie makes the connection its user's; once the user's password has
+    changed (the session no longer verifies) it is nobody's, and the session is ended."""
+    ann, session = await session_of("ann")
+    thread = await Thread.objects.acreate(owner=ann, title="Ann's")
+    watch = {"command": "watch", "thread_id": str(thread.pk)}
+    async with socket(session) as ws:
+        await ws.send_json_to(watch)
+        assert await ws.receive_json_from(timeout=5) == {"type": "watching", "thread_id": str(thread.pk)}
+    ann.set_password("a new one")
+    await ann.asave()
+    async with socket(session) as ws:
+        await ws.send_json_to(watch)
+        assert await ws.receive_json_from(timeout=5) == {
+            "type": "error", "error": "No such conversation.", "command": "watch"
+        }
+    assert await Session.objects.acount() == 0
