@@ -32,7 +32,15 @@ from bench.fanout import (
     release_signals,
 )
 from bench.serving.report import details, idle_details, idle_table, summary, table
-from bench.serving.scenarios import ALIASES, IDLE_SYSTEMS, SYSTEMS, Context, measure, measure_idle
+from bench.serving.scenarios import (
+    ALIASES,
+    IDLE_SYSTEMS,
+    PROJECT_KINDS,
+    SYSTEMS,
+    Context,
+    measure,
+    measure_idle,
+)
 from bench.serving.systems import extract_seed, project_settings, seed_python
 
 
@@ -43,9 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "vs the Agents SDK alone, on the stand-in OpenAI server.",
     )
     add = p.add_argument
-    add("--systems", default=",".join(SYSTEMS),
-        help=f"comma-separated, from {', '.join(SYSTEMS)} (default all; "
-        "project-sse = project-seed-sse)")
+    add("--systems",
+        help=f"comma-separated, from {', '.join(SYSTEMS)} (default all but the baseline-* "
+        "ones, which need --baseline; project-sse = project-seed-sse)")
     add("--streams", type=int, default=50, help="concurrent streams (default 50)")
     add("--tokens", type=int, default=150, help="tokens per reply (default 150)")
     add("--tps", type=float, default=20, help="tokens/s per reply (default 20)")
@@ -79,12 +87,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--profile", type=Path,
         help="record a py-spy profile (raw collapsed stacks) of each server process over "
         "the load into this directory; py-spy must be on PATH")
+    add("--baseline", type=Path,
+        help="another checkout of the project (say `git worktree add /tmp/before <commit>`), "
+        "served by the baseline-* systems beside this one's, for a before/after within one "
+        "invocation; it must have the same migrations and runs on this virtualenv")
     args = p.parse_args(argv)  # fmt: skip
-    names = [ALIASES.get(s.strip(), s.strip()) for s in args.systems.split(",") if s.strip()]
+    systems = args.systems or ",".join(s for s in SYSTEMS if not s.startswith("baseline-"))
+    names = [ALIASES.get(s.strip(), s.strip()) for s in systems.split(",") if s.strip()]
     unknown = [s for s in names if s not in SYSTEMS]
     if unknown:
         p.error(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
     args.system_list = names
+    if any(n.startswith("baseline-") for n in names) and not (
+        args.baseline and (args.baseline / "chatproject" / "asgi.py").is_file()
+    ):
+        p.error("the baseline-* systems need --baseline: a checkout of the project")
     if any(n.startswith("seed-") for n in names) and not args.seed_doc.is_file():
         p.error(f"the seed document {args.seed_doc} does not exist (--seed-doc)")
     args.worker_counts = [int(w) for w in args.workers.split(",")]
@@ -123,15 +140,18 @@ def machine() -> dict[str, object]:
 
 def setup(ctx: Context) -> None:
     a = ctx.args
-    if any(SYSTEMS[s][1] == "project" for s in a.system_list):
+    if any(SYSTEMS[s][1] in PROJECT_KINDS for s in a.system_list):
         db_args = argparse.Namespace(pg_admin_url=a.pg_admin_url, db_name=a.db_name)
         ctx.db_args = db_args
         ctx.project_env = project_settings(ctx.tmp, ctx.base_env)
         ctx.template = prepare_template(db_args, ctx.project_env)
-        ctx.project_env.update(
-            DATABASE_URL=db_url(a.pg_admin_url, a.db_name), REDIS_URL=a.redis_url,
-            OPENAI_API_KEY="sk-test",
-        )  # fmt: skip
+        served = {
+            "DATABASE_URL": db_url(a.pg_admin_url, a.db_name), "REDIS_URL": a.redis_url,
+            "OPENAI_API_KEY": "sk-test",
+        }  # fmt: skip
+        ctx.project_env.update(served)
+        if a.baseline:
+            ctx.baseline_env = {**project_settings(ctx.tmp / "baseline", ctx.base_env, a.baseline), **served}
     if any(SYSTEMS[s][1].startswith("example") for s in a.system_list):
         ctx.seed_python = seed_python()
         ctx.seed_apps = extract_seed(a.seed_doc, ctx.tmp)
@@ -140,6 +160,7 @@ def setup(ctx: Context) -> None:
 def cleanup(ctx: Context) -> None:
     ctx.procs.stop_all()
     shutil.rmtree(ctx.tmp / "static", ignore_errors=True)  # collected files; logs stay
+    shutil.rmtree(ctx.tmp / "baseline" / "static", ignore_errors=True)
     a = ctx.args
     if ctx.db_args is not None:
         with contextlib.suppress(Exception):
@@ -165,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         setup(ctx)
         for round_ in range(1, args.rounds + 1):
             for system in args.system_list:
-                counts = args.worker_counts if SYSTEMS[system][1] == "project" else [1]
+                counts = args.worker_counts if SYSTEMS[system][1] in PROJECT_KINDS else [1]
                 for workers in counts:
                     result = measure(ctx, system, workers, round_)
                     results.append(result)

@@ -210,7 +210,22 @@ def summary(results: list[Result]) -> str:
             f"{system:<18} | {workers} | {streams:<7} | "
             f"{statistics.median(costs):,.0f} ({costs[0]:,.0f}-{costs[-1]:,.0f})".ljust(56) + f" | {ratio}"
         )
-    return "\n".join(lines)
+    pairs = []  # this checkout against --baseline's, round by round
+    for system, workers, streams in keys:
+        if not system.startswith("project-"):
+            continue
+        ratios = [
+            r.total_us_per_token / b.total_us_per_token
+            for r in results if (r.system, r.workers, r.streams) == (system, workers, streams)
+            for b in results
+            if (b.system, b.workers, b.streams, b.round) == (system.replace("project-", "baseline-", 1), workers, streams, r.round)
+        ]  # fmt: skip
+        if ratios:
+            pairs.append(
+                f"{system} / baseline (w {workers}, {streams} streams): median {statistics.median(ratios):.2f} "
+                f"({min(ratios):.2f}-{max(ratios):.2f}): " + ", ".join(f"{x:.2f}" for x in ratios)
+            )
+    return "\n".join(lines + pairs)
 
 
 def idle_table(results: list[IdleResult]) -> str:

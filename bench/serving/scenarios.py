@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.fanout import Processes, clear_redis, fresh_database
+from bench.fanout import ROOT, Processes, clear_redis, fresh_database
 from bench.serving.clients import Client, Stream, guests, open_idle, run_streams
 from bench.serving.report import IdleResult, Result, count, probe, summarize
 from bench.serving.systems import (
@@ -34,12 +34,16 @@ SYSTEMS = {
     "project-seed-sse": ("seed-sse", "project"),
     "project-native-sse": ("native-sse", "project"),
     "project-ws": ("websocket", "project"),
+    "baseline-seed-sse": ("seed-sse", "baseline"),
+    "baseline-native-sse": ("native-sse", "baseline"),
+    "baseline-ws": ("websocket", "baseline"),
     "seed-sse": ("seed-sse", "example1"),
     "seed-ws": ("websocket", "example2"),
     "sdk-floor": ("", "floor"),
 }
 ALIASES = {"project-sse": "project-seed-sse", "project-native": "project-native-sse"}
-IDLE_SYSTEMS = ("project-ws", "seed-ws")
+IDLE_SYSTEMS = ("project-ws", "baseline-ws", "seed-ws")
+PROJECT_KINDS = ("project", "baseline")  # this checkout, and `--baseline`'s
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Context:
     tmp: Path
     base_env: dict[str, str]
     project_env: dict[str, str] = field(default_factory=dict)
+    baseline_env: dict[str, str] = field(default_factory=dict)
     template: str = ""
     db_args: argparse.Namespace | None = None  # for bench.fanout's database helpers
     seed_python: Path | None = None
@@ -77,11 +82,13 @@ def script_standin(ctx: Context, url: str, probes: int) -> None:
 
 
 def start_server(ctx: Context, kind: str, workers: int, standin: str, tag: str) -> Server:
-    if kind == "project":
+    if kind in PROJECT_KINDS:
         fresh_database(ctx.db_args, ctx.template)
         clear_redis(ctx.args.redis_url)
-        env = {**ctx.project_env, "OPENAI_BASE_URL": standin}
-        return start_project(ctx.procs, env, workers, ctx.logdir, tag)
+        baseline = kind == "baseline"
+        env = {**(ctx.baseline_env if baseline else ctx.project_env), "OPENAI_BASE_URL": standin}
+        root = ctx.args.baseline if baseline else ROOT
+        return start_project(ctx.procs, env, workers, ctx.logdir, tag, root)
     example = 1 if kind == "example1" else 2
     app, notes = ctx.seed_apps[example]
     env = {**ctx.base_env, "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": standin}
@@ -93,7 +100,7 @@ def start_server(ctx: Context, kind: str, workers: int, standin: str, tag: str) 
 def measure(ctx: Context, system: str, workers: int, round_: int) -> Result:
     a = ctx.args
     path, kind = SYSTEMS[system]
-    workers = workers if kind == "project" else 1
+    workers = workers if kind in PROJECT_KINDS else 1
     result = Result(system, workers, a.streams, a.tokens, a.tps, round_)
     tag = f"r{round_}-{system}-w{workers}-n{a.streams}"
     log = ctx.logdir / f"{tag}-standin.log"
@@ -119,7 +126,7 @@ def measure(ctx: Context, system: str, workers: int, round_: int) -> Result:
 async def drive(
     ctx: Context, result: Result, server: Server, path: str, kind: str, standin_pid: int
 ) -> None:
-    a, project = ctx.args, kind == "project"
+    a, project = ctx.args, kind in PROJECT_KINDS
     terminal_event = project  # the seed's WebSocket sends no terminal event
     async with ctx.session() as http:
         bases = server.bases
@@ -229,7 +236,7 @@ def measure_idle(ctx: Context, system: str, round_: int) -> IdleResult:
     standin, _ = start_standin(ctx.procs, ctx.base_env, ctx.logdir / f"{tag}-standin.log")
     try:
         server = start_server(ctx, kind, 1, standin, tag)
-        asyncio.run(hold_idle(ctx, result, server, kind == "project"))
+        asyncio.run(hold_idle(ctx, result, server, kind in PROJECT_KINDS))
         result.log_problems = log_problems(server.logs)
     finally:
         ctx.procs.stop_all()
