@@ -27,7 +27,7 @@ from django_ratelimit.core import is_ratelimited
 from pydantic import TypeAdapter, ValidationError
 
 from . import errors
-from .agent_runtime import openai_client
+from .agent_runtime import connection_failed, openai_client
 from .chatkit_store import ChatKitContext
 from .csrf import json_csrf, origin_csrf
 from .inputs import BadRequest, json_body, json_error, message_problem, request_user
@@ -97,7 +97,7 @@ def _upstream_error(exc: openai.OpenAIError) -> HttpResponse:
         message = body.get("message")
         if isinstance(message, str) and message:
             detail += f": {message}"
-    elif isinstance(exc, openai.APITimeoutError):
+    elif isinstance(exc, openai.APITimeoutError) and not connection_failed(exc):
         detail = "OpenAI did not answer in time"
     elif isinstance(exc, openai.APIConnectionError):
         detail = "OpenAI could not be reached"

@@ -13,6 +13,7 @@ and the process exits. A second SIGTERM ends the remaining runs at once.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from . import metrics
+from . import agent_runtime, metrics
 from .manager import run_manager
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,8 @@ class Drain:
         except Exception:
             logger.exception("drain failed; stopping anyway")
         finally:
+            with contextlib.suppress(Exception):
+                await agent_runtime.close_clients()
             self._hand_back()
 
     async def _wait_until(self, done: Callable[[], bool], deadline: float) -> None:

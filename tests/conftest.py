@@ -220,8 +220,10 @@ def backend(request, settings) -> str:
 async def run_cleanup() -> AsyncIterator[None]:
     """Stop this event loop's runs, chores and Redis connections after an async test."""
     yield
+    from streaming.agent_runtime import close_clients
     from streaming.logs import close_event_logs
     from streaming.manager import run_manager
 
     await run_manager().shutdown()
     await close_event_logs()
+    await close_clients()
