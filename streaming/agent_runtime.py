@@ -90,19 +90,23 @@ async def close_clients() -> None:
         await client.close()
 
 
-def connection_failed(exc: BaseException) -> bool:
-    """Whether a model request failed because its connection did (refused, reset, closed
-    before the reply was complete) rather than by timing out. The aiohttp transport reports
-    every aiohttp connection error as httpx2's `ConnectTimeout`, which the OpenAI client
-    raises as `APITimeoutError`; the aiohttp error it came from says what happened."""
+def _aiohttp_cause(exc: BaseException) -> BaseException | None:
+    """The aiohttp error behind a model request's failure, if any. The aiohttp transport
+    reports every aiohttp connection error as httpx2's `ConnectTimeout` (which the OpenAI
+    client raises as `APITimeoutError`); the error it came from says what happened."""
     cause: BaseException | None = exc
     for _ in range(8):  # the chain is short: openai's error, httpx2's, aiohttp's
-        if cause is None:
-            return False
-        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError):
-            return True
+        if cause is None or isinstance(cause, aiohttp.ClientError):
+            return cause
         cause = cause.__cause__ or cause.__context__
-    return False
+    return None
+
+
+def connection_failed(exc: BaseException) -> bool:
+    """Whether a model request failed because its connection did (refused, reset, closed
+    before the reply was complete) rather than by timing out."""
+    cause = _aiohttp_cause(exc)
+    return isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError)
 
 
 def model_name() -> str:
@@ -390,6 +394,8 @@ def describe_model_error(exc: BaseException) -> str:
         return f"The model provider returned an error (HTTP {exc.status_code})."
     if isinstance(exc, openai.APITimeoutError) and not connection_failed(exc):
         return "The model provider did not answer in time."
+    if isinstance(exc, openai.APIConnectionError) and isinstance(_aiohttp_cause(exc), aiohttp.ClientConnectorError):
+        return "The model provider could not be reached."
     if isinstance(exc, openai.APIConnectionError):
         return "The connection to the model provider was lost before the reply was complete."
     if isinstance(exc, ModelError):

@@ -27,7 +27,7 @@ from django_ratelimit.core import is_ratelimited
 from pydantic import TypeAdapter, ValidationError
 
 from . import errors
-from .agent_runtime import connection_failed, openai_client
+from .agent_runtime import openai_client
 from .chatkit_store import ChatKitContext
 from .csrf import json_csrf, origin_csrf
 from .inputs import BadRequest, json_body, json_error, message_problem, request_user
@@ -79,12 +79,21 @@ def _secret_key(secret: str) -> str:
     return "chatkit-secret:" + hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _sessions_client() -> openai.AsyncOpenAI:
+    """The agent's OpenAI client's settings, on an HTTP client of its own that the caller
+    closes: session requests are few, and need not share the model streams' connections
+    (nor outlive an event loop that only ran this request)."""
+    return openai_client().with_options(
+        timeout=UPSTREAM_TIMEOUT, max_retries=0, http_client=openai.DefaultAsyncHttpxClient()
+    )
+
+
 async def _mint(user: User) -> dict[str, Any]:
     """A new ChatKit session for `user`; raises `openai.OpenAIError` when OpenAI fails."""
-    client = openai_client().with_options(timeout=UPSTREAM_TIMEOUT, max_retries=0)
-    session = await client.beta.chatkit.sessions.create(
-        user=chatkit_user(user), workflow={"id": settings.CHATKIT_WORKFLOW_ID}
-    )
+    async with _sessions_client() as client:
+        session = await client.beta.chatkit.sessions.create(
+            user=chatkit_user(user), workflow={"id": settings.CHATKIT_WORKFLOW_ID}
+        )
     ttl = max(int(session.expires_at - time.time()), 1)
     await cache.aset(_secret_key(session.client_secret), {"user": user.pk, "session": session.id}, ttl)
     return {"client_secret": session.client_secret, "expires_at": session.expires_at}
@@ -97,7 +106,7 @@ def _upstream_error(exc: openai.OpenAIError) -> HttpResponse:
         message = body.get("message")
         if isinstance(message, str) and message:
             detail += f": {message}"
-    elif isinstance(exc, openai.APITimeoutError) and not connection_failed(exc):
+    elif isinstance(exc, openai.APITimeoutError):
         detail = "OpenAI did not answer in time"
     elif isinstance(exc, openai.APIConnectionError):
         detail = "OpenAI could not be reached"
@@ -137,9 +146,8 @@ async def _cancel_replaced(user: User, secret: str) -> None:
         return
     await cache.adelete(_secret_key(secret))
     try:
-        await openai_client().with_options(timeout=UPSTREAM_TIMEOUT).beta.chatkit.sessions.cancel(
-            issued["session"]
-        )
+        async with _sessions_client() as client:
+            await client.beta.chatkit.sessions.cancel(issued["session"])
     except openai.OpenAIError:
         logger.warning("could not cancel replaced ChatKit session %s", issued["session"], exc_info=True)
 

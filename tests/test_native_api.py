@@ -13,7 +13,7 @@ import pytest
 from django.test import AsyncClient
 
 from streaming.models import Message, Thread, User
-from tests.conftest import guest_client, guest_session
+from tests.conftest import free_port, guest_client, guest_session
 from tests.seed_clients import pieces, sse_ids, whole_events
 from tests.standin import Reply, split_tokens
 from tests.test_seed_api import BAD_FIELDS, NOT_AN_OBJECT
@@ -320,6 +320,16 @@ async def test_poll_returns_events_after_a_seq_and_long_polls(standin) -> None:
     for bad in ("after=x", "after=-1", "wait=x", "wait=-1", "wait=26", "wait=nan"):
         status, body = await call(client, "get", f"{url}?{bad}")
         assert status == 400 and set(body) == {"error"}, bad
+
+
+async def test_an_unreachable_model_provider_ends_the_run_failed_saying_so(settings) -> None:
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    client = await guest()
+    started = await start(client)
+    got = await sse(client, started["run_id"])
+    assert_whole_run(got, "failed")
+    assert got[-1]["error"] == "The model provider could not be reached." and text_of(got) == ""
 
 
 async def test_a_model_failure_ends_the_run_failed_with_the_partial_text(standin) -> None:
