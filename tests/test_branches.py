@@ -2,11 +2,13 @@
 history the model is given (docs/api.md, "Versions and branches")."""
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.test import AsyncClient
 
 from streaming import services
-from streaming.models import Message, Thread
+from streaming.admin import Branches
+from streaming.models import Message, Thread, User
+from streaming.selectors import history_to, shown_ids
 from tests.standin import Reply
 from tests.test_native_api import call, guest, sse, start, text_of
 
@@ -187,3 +189,30 @@ async def test_a_run_that_could_not_start_leaves_the_branch_shown_as_it_was(stan
     assert str((await Thread.objects.aget(pk=thread.pk)).current_id) == again["run_id"]
     assert [m["content"] for m in await shown(client, first["thread_id"])] == ["Q", "B"]
     assert text_of(await sse(client, again["run_id"])) == "B"
+
+
+
+@pytest.mark.parametrize("turns", [1, 6])
+def test_reading_a_conversations_branches_takes_the_same_queries_whatever_its_length(
+    turns, django_assert_num_queries
+) -> None:
+    """The history given to the model, the branch shown, a branch switch and the admin's
+    versions each read the conversation's messages in one query, however many it has."""
+    owner = User.objects.create(username=f"long-{turns}")
+    thread = Thread.objects.create(owner=owner, title="long")
+    parent = None
+    for i in range(turns):
+        asked = Message.objects.create(thread=thread, parent=parent, role="user", content=f"q{i}", status="completed")
+        parent = Message.objects.create(thread=thread, parent=asked, role="assistant", content=f"a{i}", status="completed")
+    assert parent is not None
+    Thread.objects.filter(pk=thread.pk).update(current=parent)
+    thread = Thread.objects.get(pk=thread.pk)
+    with django_assert_num_queries(1):
+        history = history_to(thread=thread, message_id=parent.pk)
+    assert [t.content for t in history] == [f"{k}{i}" for i in range(turns) for k in "qa"]
+    with django_assert_num_queries(1):
+        assert len(async_to_sync(shown_ids)(thread=thread)) == 2 * turns
+    with django_assert_num_queries(5):  # BEGIN, the thread locked, its messages, the branch shown, COMMIT
+        assert services.branch_show(thread=thread, message_id=parent.pk) == parent
+    with django_assert_num_queries(2):  # the thread's shown message, then its messages
+        Branches()._of(parent)
