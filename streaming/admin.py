@@ -70,6 +70,9 @@ class MessageInline(admin.TabularInline):
     def shown(self, obj: Message) -> bool:
         return self.branches.shown(obj)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        return super().get_queryset(request).select_related("parent")  # shown on every row
+
     def has_add_permission(self, request: HttpRequest, obj: Thread | None = None) -> bool:
         return False
 
@@ -116,11 +119,20 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ("thread",)
     date_hierarchy = "created_at"
 
+    def get_list_display(self, request: HttpRequest) -> tuple[object, ...]:
+        """The list, with each message's version read once per conversation on the page
+        (not a query per row)."""
+        branches = Branches()
+
+        @admin.display(description="version")
+        def version(obj: Message) -> str:
+            return branches.version(obj)
+
+        return tuple(version if name == "version" else name for name in self.list_display)
+
     @admin.display(description="version")
-    def version(self, obj: Message) -> str:
-        siblings = Message.objects.filter(thread_id=obj.thread_id, parent_id=obj.parent_id).order_by("created_at")
-        ids = [str(pk) for pk in siblings.values_list("pk", flat=True)]
-        return version_label(Versions(ids.index(str(obj.pk)) + 1, ids) if str(obj.pk) in ids else None)
+    def version(self, obj: Message) -> str:  # what `list_display` names; the list uses the above
+        return Branches().version(obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -3,6 +3,8 @@
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from streaming.models import Message, Thread, User
@@ -97,3 +99,31 @@ def test_thread_page_shows_each_messages_version_and_the_branch_shown(staff_clie
         assert text in row and f"<p>{version}</p>" in row and f'alt="{shown}"' in row
     listing = staff_client.get(reverse("admin:streaming_message_changelist")).content.decode()
     assert "1 of 2" in listing and "2 of 2" in listing
+
+
+def conversation(owner: User, turns: int) -> Thread:
+    thread = Thread.objects.create(owner=owner, title=f"{turns} turns")
+    parent = None
+    for i in range(turns):
+        asked = Message.objects.create(thread=thread, parent=parent, role="user", content=f"question {i}")
+        parent = Message.objects.create(thread=thread, parent=asked, role="assistant", content=f"answer {i}")
+    Thread.objects.filter(pk=thread.pk).update(current=parent)
+    return thread
+
+
+
+def test_a_long_conversations_pages_take_no_more_queries_than_a_short_ones(staff_client) -> None:
+    """The thread page (its messages inline, each with its version and parent) and the
+    message list read what they show in a fixed number of queries, not one per row."""
+    dave = User.objects.create_user("dave", password="pw-dave-123")
+    counts = []
+    for turns in (1, 10):
+        thread = conversation(dave, turns)
+        with CaptureQueriesContext(connection) as page:
+            response = staff_client.get(reverse("admin:streaming_thread_change", args=[thread.pk]))
+        assert f"answer {turns - 1}" in response.content.decode()
+        with CaptureQueriesContext(connection) as listing:
+            response = staff_client.get(reverse("admin:streaming_message_changelist") + f"?q={turns}+turns")
+        assert response.content.decode().count("1 of 1") == 2 * turns  # searched by thread title
+        counts.append((len(page), len(listing)))
+    assert counts[0] == counts[1], counts
