@@ -6,7 +6,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from .models import Message, Thread, User
-from .selectors import Versions, number_versions, shown_branch
+from .selectors import Versions, number_versions, shown_branch, thread_rows
 
 METRIC_FIELDS = ("ttft_seconds", "token_count", "duration_seconds", "tokens_per_second")
 
@@ -28,7 +28,7 @@ class Branches:
     def _of(self, message: Message) -> tuple[set[object], dict[object, Versions]]:
         if message.thread_id not in self._threads:
             thread = Thread.objects.only("current").get(pk=message.thread_id)
-            rows = list(thread.messages.order_by("created_at").only("id", "thread", "parent_id"))
+            rows = list(thread_rows(thread, "parent_id"))
             number_versions(rows, rows)
             shown = {m.pk for m in shown_branch(rows, thread.current_id)}
             self._threads[message.thread_id] = (shown, {m.pk: m.versions for m in rows})  # type: ignore[attr-defined]

@@ -70,8 +70,8 @@ def openai_client() -> ModelClient:
     """The process's `AsyncOpenAI` client for the running event loop. Its HTTP goes through
     aiohttp (`openai.DefaultAioHttpClient`, the OpenAI library's own aiohttp transport, with
     its defaults) rather than httpx2's stock transport, whose reads each enter AnyIO's
-    cancel scopes and parse HTTP in Python: streaming a reply costs about a third less CPU
-    per token that way (docs/benchmarks.md)."""
+    cancel scopes and parse HTTP in Python: the Agents SDK streams a token for about a
+    quarter less CPU that way (docs/benchmarks.md)."""
     loop = asyncio.get_running_loop()
     per_loop = _clients.setdefault(loop, {})
     key = (settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL)

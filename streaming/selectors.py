@@ -105,16 +105,22 @@ def branch_leaf(messages: list[Message], message_id: object) -> Message | None:
     return found
 
 
+def thread_rows(thread: Thread, *fields: str) -> QuerySet[Message]:
+    """The thread's messages, oldest first, with only `fields` read (and the thread's id:
+    without it Django would load it row by row, to tie each row to `thread`)."""
+    return thread.messages.order_by("created_at").only("id", "thread", *fields)
+
+
 async def shown_ids(*, thread: Thread) -> list[object]:
     """The ids of the messages shown (`thread_messages`), oldest first."""
-    rows = [m async for m in thread.messages.order_by("created_at").only("id", "thread", "parent_id")]
+    rows = [m async for m in thread_rows(thread, "parent_id")]
     return [m.pk for m in shown_branch(rows, thread.current_id)]
 
 
 def history_to(*, thread: Thread, message_id: object) -> list[HistoryTurn]:
     """The turns with text of the branch ending at `message_id`, oldest first, as agent
     input."""
-    rows = list(thread.messages.order_by("created_at").only("id", "thread", "parent_id", "role", "content", "steps"))
+    rows = list(thread_rows(thread, "parent_id", "role", "content", "steps"))
     return [
         HistoryTurn(role=m.role, content=m.content, steps=tuple(m.steps or ()))
         for m in shown_branch(rows, message_id)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from .events import Metrics
 from .models import Message, Thread, User
-from .selectors import HistoryTurn, branch_leaf, history_to
+from .selectors import HistoryTurn, branch_leaf, history_to, thread_rows
 
 TITLE_LENGTH = 60
 
@@ -216,7 +216,7 @@ def branch_show(*, thread: Thread, message_id: object) -> Message | None:
     if `message_id` is not the thread's."""
     with transaction.atomic():
         Thread.objects.select_for_update().filter(pk=thread.pk).values_list("pk").get()
-        rows = list(thread.messages.order_by("created_at").only("id", "thread", "parent_id"))
+        rows = list(thread_rows(thread, "parent_id"))
         leaf = branch_leaf(rows, message_id)
         if leaf is not None:
             Thread.objects.filter(pk=thread.pk).update(current=leaf)
