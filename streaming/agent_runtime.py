@@ -90,23 +90,19 @@ async def close_clients() -> None:
         await client.close()
 
 
-def _aiohttp_cause(exc: BaseException) -> BaseException | None:
-    """The aiohttp error behind a model request's failure, if any. The aiohttp transport
-    reports every aiohttp connection error as httpx2's `ConnectTimeout` (which the OpenAI
-    client raises as `APITimeoutError`); the error it came from says what happened."""
+def _connection_error(exc: BaseException) -> aiohttp.ClientConnectionError | None:
+    """The aiohttp connection error (refused, reset, closed before the reply was complete;
+    not a timeout) behind a model request's failure, if any. The aiohttp transport reports
+    every aiohttp connection error as httpx2's `ConnectTimeout` (which the OpenAI client
+    raises as `APITimeoutError`); the error it came from says what happened."""
     cause: BaseException | None = exc
     for _ in range(8):  # the chain is short: openai's error, httpx2's, aiohttp's
         if cause is None or isinstance(cause, aiohttp.ClientError):
-            return cause
+            break
         cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError):
+        return cause
     return None
-
-
-def connection_failed(exc: BaseException) -> bool:
-    """Whether a model request failed because its connection did (refused, reset, closed
-    before the reply was complete) rather than by timing out."""
-    cause = _aiohttp_cause(exc)
-    return isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError)
 
 
 def model_name() -> str:
@@ -392,9 +388,10 @@ def describe_model_error(exc: BaseException) -> str:
         return "The model provider rejected the API key (HTTP 401). Check OPENAI_API_KEY."
     if isinstance(exc, openai.APIStatusError):
         return f"The model provider returned an error (HTTP {exc.status_code})."
-    if isinstance(exc, openai.APITimeoutError) and not connection_failed(exc):
+    connection_error = _connection_error(exc)
+    if isinstance(exc, openai.APITimeoutError) and connection_error is None:
         return "The model provider did not answer in time."
-    if isinstance(exc, openai.APIConnectionError) and isinstance(_aiohttp_cause(exc), aiohttp.ClientConnectorError):
+    if isinstance(connection_error, aiohttp.ClientConnectorError):
         return "The model provider could not be reached."
     if isinstance(exc, openai.APIConnectionError):
         return "The connection to the model provider was lost before the reply was complete."

@@ -27,7 +27,6 @@ from django_ratelimit.core import is_ratelimited
 from pydantic import TypeAdapter, ValidationError
 
 from . import errors
-from .agent_runtime import openai_client
 from .chatkit_store import ChatKitContext
 from .csrf import json_csrf, origin_csrf
 from .inputs import BadRequest, json_body, json_error, message_problem, request_user
@@ -80,11 +79,12 @@ def _secret_key(secret: str) -> str:
 
 
 def _sessions_client() -> openai.AsyncOpenAI:
-    """The agent's OpenAI client's settings, on an HTTP client of its own that the caller
-    closes: session requests are few, and need not share the model streams' connections
-    (nor outlive an event loop that only ran this request)."""
-    return openai_client().with_options(
-        timeout=UPSTREAM_TIMEOUT, max_retries=0, http_client=openai.DefaultAsyncHttpxClient()
+    """An OpenAI client for session requests, which the caller closes: they are few, and
+    need not share the model streams' connections (`agent_runtime.openai_client`), nor
+    outlive an event loop that only ran this request."""
+    return openai.AsyncOpenAI(
+        api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL,
+        timeout=UPSTREAM_TIMEOUT, max_retries=0,
     )
 
 

@@ -144,22 +144,25 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+def paired(results: list[Result], r: Result, system: str, *, same_workers: bool = False) -> Result | None:
+    """`system`'s result in `r`'s round under `r`'s load (and worker count, if asked)."""
+    return next(
+        (o for o in results if o.system == system and o.round == r.round and o.streams == r.streams
+         and (o.workers == r.workers or not same_workers)),
+        None,
+    )  # fmt: skip
+
+
 def table(results: list[Result]) -> str:
     """One row per result; `x floor` / `x seed`: worker CPU per token over the SDK floor's
     and the seed's (Example 1 for SSE paths, 2 for WebSocket) in the same round and load."""
-    def ref(r: Result, system: str) -> Result | None:
-        return next(
-            (o for o in results if o.system == system and o.round == r.round and o.streams == r.streams),
-            None,
-        )
-
     lines = [
         " | ".join(name.ljust(width) for name, width in COLUMNS),
         "-+-".join("-" * width for _, width in COLUMNS),
     ]
     for r in results:
-        floor = ref(r, "sdk-floor")
-        seed = ref(r, seed_of(r.system))
+        floor = paired(results, r, "sdk-floor")
+        seed = paired(results, r, seed_of(r.system))
         cells = [
             str(r.round), r.system, str(r.workers), str(r.streams), str(r.failed_streams),
             f"{r.lost}/{r.duplicated}", fmt(r.latency_p50_ms), fmt(r.latency_p99_ms),
@@ -179,53 +182,46 @@ def seed_of(system: str) -> str:
     return "seed-ws" if system.endswith("ws") else "seed-sse"
 
 
+def spread(ratios: list[float]) -> str:
+    """The median of `ratios`, their range, and each of them."""
+    return (
+        f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}): "
+        + ", ".join(f"{x:.2f}" for x in ratios)
+    )
+
+
 def summary(results: list[Result]) -> str:
     """Over the rounds, per system and load: the median of each round's ratio of total CPU
     per token (worker, plus Redis and PostgreSQL for the project) to the seed's in that
-    round, with the range. This machine's own speed moves between rounds (the seed's CPU
-    per token by 20-40 %), so each round's ratio pairs measurements taken close together
-    and the median keeps one disturbed round from deciding."""
-    rounds = sorted({r.round for r in results})
-    if len(rounds) < 2:
+    round, with the range; and, with `--baseline`, of this checkout's to the baseline's.
+    This machine's own speed moves between rounds (the seed's CPU per token by 20-40 %), so
+    each round's ratio pairs measurements taken close together and the median keeps one
+    disturbed round from deciding."""
+    if len({r.round for r in results}) < 2:
         return ""
     lines = ["system             | w | streams | total us/tok median (range) | x seed median (range), per round"]
+    against_baseline = []
     keys = sorted({(r.system, r.workers, r.streams) for r in results if not r.system.startswith(("seed", "sdk"))})
     for system, workers, streams in keys:
         own = [r for r in results if (r.system, r.workers, r.streams) == (system, workers, streams)]
-        ratios = []
-        for r in own:
-            seed = next(
-                (o for o in results if o.system == seed_of(system) and o.round == r.round and o.streams == streams),
-                None,
-            )
-            if seed is not None and seed.total_us_per_token:
-                ratios.append(r.total_us_per_token / seed.total_us_per_token)
+        to_seed = [
+            r.total_us_per_token / seed.total_us_per_token
+            for r in own if (seed := paired(results, r, seed_of(system))) and seed.total_us_per_token
+        ]
         costs = sorted(r.total_us_per_token for r in own)
-        ratio = (
-            f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}): "
-            + ", ".join(f"{x:.2f}" for x in ratios)
-            if ratios else "-"
-        )  # fmt: skip
         lines.append(
             f"{system:<18} | {workers} | {streams:<7} | "
-            f"{statistics.median(costs):,.0f} ({costs[0]:,.0f}-{costs[-1]:,.0f})".ljust(56) + f" | {ratio}"
+            f"{statistics.median(costs):,.0f} ({costs[0]:,.0f}-{costs[-1]:,.0f})".ljust(56)
+            + f" | {spread(to_seed) if to_seed else '-'}"
         )
-    pairs = []  # this checkout against --baseline's, round by round
-    for system, workers, streams in keys:
-        if not system.startswith("project-"):
-            continue
-        ratios = [
+        baseline = system.replace("project-", "baseline-", 1)
+        to_baseline = [
             r.total_us_per_token / b.total_us_per_token
-            for r in results if (r.system, r.workers, r.streams) == (system, workers, streams)
-            for b in results
-            if (b.system, b.workers, b.streams, b.round) == (system.replace("project-", "baseline-", 1), workers, streams, r.round)
-        ]  # fmt: skip
-        if ratios:
-            pairs.append(
-                f"{system} / baseline (w {workers}, {streams} streams): median {statistics.median(ratios):.2f} "
-                f"({min(ratios):.2f}-{max(ratios):.2f}): " + ", ".join(f"{x:.2f}" for x in ratios)
-            )
-    return "\n".join(lines + pairs)
+            for r in own if (b := paired(results, r, baseline, same_workers=True)) and b.total_us_per_token
+        ]
+        if system.startswith("project-") and to_baseline:
+            against_baseline.append(f"{system} / baseline (w {workers}, {streams} streams): median {spread(to_baseline)}")
+    return "\n".join(lines + against_baseline)
 
 
 def idle_table(results: list[IdleResult]) -> str:
